@@ -1,0 +1,69 @@
+# fleetd - plain GNU Makefile (Redis' src/Makefile style).
+#   make            build build/fleetd
+#   make test       set up missing packages, build, run the whole suite
+#   make demo       set up, build, start fleetd and load real tracks
+#   make bench      benchmarks against a real redis-server (bench/README.md)
+#   make fuzz       build the libFuzzer targets
+#   SANITIZER=address|undefined|address,undefined builds an instrumented tree
+CC ?= cc
+ifeq ($(CC),cc)
+CC := gcc
+endif
+PKGS := libuv libmicrohttpd yaml-0.1 libxxhash
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+OPT ?= -O2
+CFLAGS ?= $(OPT) -g
+CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Isrc $(PKG_CFLAGS)
+LDLIBS := $(PKG_LIBS) -lm -lpthread
+BUILD ?= build
+ifneq ($(SANITIZER),)
+CFLAGS += -fsanitize=$(SANITIZER) -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS += -fsanitize=$(SANITIZER)
+BUILD := build/san
+endif
+
+LIB_SRC := $(filter-out src/main.c,$(shell find src -name '*.c' | sort))
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+
+.PHONY: all test demo bench fuzz clean setup unit integration
+all: $(BUILD)/fleetd
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/libfleetd.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/fleetd: $(BUILD)/obj/src/main.o $(BUILD)/libfleetd.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libfleetd.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libfleetd.a $(LDLIBS) -lcmocka
+
+unit: $(UNIT_BIN)
+
+setup:
+	@sh scripts/setup.sh
+
+test: setup
+	@bash scripts/run-tests.sh
+
+demo: setup
+	@bash scripts/demo.sh
+
+bench: setup
+	@bash bench/run.sh
+
+fuzz:
+	@$(MAKE) -f tests/fuzz/Makefile
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,86 @@
+/*
+ * server.h - the state every command may read: configuration, the keyspace,
+ * counters, and the hooks through which commands reach the connections
+ * (CLIENT LIST/KILL) without including the network layer.
+ *
+ * One event-loop thread owns all of it. The metrics thread reads the
+ * counters with relaxed atomic loads (see metrics/hist.h); it never writes.
+ */
+#ifndef FL_CMD_SERVER_H
+#define FL_CMD_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cmd.h"
+#include "../util/buf.h"
+
+enum fl_fsync_policy { FL_FSYNC_ALWAYS, FL_FSYNC_EVERYSEC, FL_FSYNC_NO };
+
+typedef struct fl_config {
+    int port;
+    int http_port;
+    char bind[64];
+    char dir[512];
+    char config_file[512];
+    int fsync;                 /* enum fl_fsync_policy */
+    char requirepass[256];     /* empty: no AUTH required */
+    long long maxclients;
+    long long proto_max_bulk_len;
+    long long max_multibulk;   /* arguments per command */
+    long long max_inline;      /* bytes of one inline command */
+    long long client_output_limit; /* bytes queued for one client */
+    long long timeout;         /* idle seconds, 0 = never */
+    long long max_query_buffer; /* bytes buffered for one client */
+} fl_config;
+
+/* Sets the defaults documented in docs/architecture.md. */
+void fl_config_defaults(fl_config *c);
+/* Sets one setting by its CONFIG name from text (config file, flags).
+ * Unlike CONFIG SET it may set immutable settings. 0, or -1 with err. */
+int fl_config_set_param(fl_config *c, const char *name, const char *value,
+                        char *err, size_t errlen);
+
+typedef struct fl_server_hooks {
+    void *ud;
+    /* Appends one line per client in CLIENT LIST format. */
+    void (*client_list)(void *ud, fl_buf *out);
+    /* Kills clients matching: id (when id != 0) or addr (when non-NULL).
+     * Returns how many were killed. */
+    long (*client_kill)(void *ud, uint64_t id, const char *addr);
+    size_t (*clients_connected)(void *ud);
+    size_t (*clients_output_bytes)(void *ud);
+    /* Heap bytes in use and resident set size of the process. */
+    void (*memory)(void *ud, uint64_t *used, uint64_t *rss);
+} fl_server_hooks;
+
+typedef struct fl_server_stats {
+    uint64_t connections_received;
+    uint64_t connections_rejected;
+    uint64_t commands_processed;
+    uint64_t net_input_bytes;
+    uint64_t net_output_bytes;
+    uint64_t protocol_errors;
+    uint64_t unknown_commands;
+    uint64_t output_limit_disconnects;
+    uint64_t idle_disconnects;
+} fl_server_stats;
+
+typedef struct fl_server {
+    fl_config cfg;
+    struct fl_db *db;
+    fl_server_stats stats;
+    fl_cmd_stats *cmd_stats;   /* one per fl_commands entry, same order */
+    fl_server_hooks hooks;
+    uint64_t start_ms;
+    uint64_t run_id_seed;
+    char run_id[41];
+    int shutdown_requested;
+} fl_server;
+
+/* Allocates cmd_stats and the db. Returns 0 or a negative code. */
+int fl_server_init(fl_server *s, const fl_config *cfg, uint64_t now_ms,
+                   uint64_t seed);
+void fl_server_free(fl_server *s);
+
+#endif

@@ -1,0 +1,256 @@
+/*
+ * table.c - the command table and the dispatcher every protocol edge uses.
+ *
+ * The table is a sorted array searched with bsearch: about 40 entries, so a
+ * lookup is six string compares and the whole table sits in a few cache
+ * lines, which beats a hash table here. Arity and key positions are Redis
+ * 7.0's so COMMAND INFO answers what client libraries expect. The refusal
+ * messages (unknown command, arity, NOAUTH) are Redis' own, character for
+ * character.
+ */
+#include "cmd.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "server.h"
+
+#define W FL_CMD_WRITE
+#define R FL_CMD_READONLY
+#define N FL_CMD_NOAUTH
+#define F FL_CMD_FAST
+#define A FL_CMD_ADMIN
+
+/* Sorted by name (strcmp order). */
+const fl_command fl_commands[] = {
+    {"auth", fl_cmd_auth, -2, N | F, 0, 0, 0, "connection",
+     "Authenticates the connection.", "1.0.0"},
+    {"client", fl_cmd_client, -2, 0, 0, 0, 0, "connection",
+     "Connection management: ID, SETNAME, GETNAME, LIST, KILL.", "2.4.0"},
+    {"command", fl_cmd_command, -1, 0, 0, 0, 0, "server",
+     "Details about commands: COUNT, INFO, DOCS, LIST.", "2.8.13"},
+    {"config", fl_cmd_config, -2, A, 0, 0, 0, "server",
+     "Reads or changes settings: GET, SET.", "2.0.0"},
+    {"dbsize", fl_cmd_dbsize, 1, R | F, 0, 0, 0, "server",
+     "Returns the number of keys.", "1.0.0"},
+    {"del", fl_cmd_del, -2, W, 1, -1, 1, "generic",
+     "Deletes one or more keys.", "1.0.0"},
+    {"echo", fl_cmd_echo, 2, F, 0, 0, 0, "connection",
+     "Returns the given string.", "1.0.0"},
+    {"exists", fl_cmd_exists, -2, R | F, 1, -1, 1, "generic",
+     "Counts how many of the keys exist.", "1.0.0"},
+    {"flushall", fl_cmd_flushall, -1, W, 0, 0, 0, "server",
+     "Removes all keys.", "1.0.0"},
+    {"flushdb", fl_cmd_flushdb, -1, W, 0, 0, 0, "server",
+     "Removes all keys of the current database.", "1.0.0"},
+    {"geoadd", fl_cmd_geoadd, -5, W, 1, 1, 1, "geo",
+     "Adds or updates members with their longitude and latitude.", "3.2.0"},
+    {"geodist", fl_cmd_geodist, -4, R, 1, 1, 1, "geo",
+     "Returns the distance between two members.", "3.2.0"},
+    {"geohash", fl_cmd_geohash, -2, R, 1, 1, 1, "geo",
+     "Returns members' positions as geohash strings.", "3.2.0"},
+    {"geopos", fl_cmd_geopos, -2, R, 1, 1, 1, "geo",
+     "Returns members' longitude and latitude.", "3.2.0"},
+    {"georadius", fl_cmd_georadius, -6, W, 1, 1, 1, "geo",
+     "Members within a radius of a point (deprecated form).", "3.2.0"},
+    {"georadius_ro", fl_cmd_georadius_ro, -6, R, 1, 1, 1, "geo",
+     "Read-only GEORADIUS.", "3.2.10"},
+    {"georadiusbymember", fl_cmd_georadiusbymember, -5, W, 1, 1, 1, "geo",
+     "Members within a radius of a member (deprecated form).", "3.2.0"},
+    {"georadiusbymember_ro", fl_cmd_georadiusbymember_ro, -5, R, 1, 1, 1,
+     "geo", "Read-only GEORADIUSBYMEMBER.", "3.2.10"},
+    {"geosearch", fl_cmd_geosearch, -7, R, 1, 1, 1, "geo",
+     "Members inside a radius or box.", "6.2.0"},
+    {"geosearchstore", fl_cmd_geosearchstore, -8, W, 1, 2, 1, "geo",
+     "Stores the members inside a radius or box.", "6.2.0"},
+    {"get", fl_cmd_get, 2, R | F, 1, 1, 1, "string",
+     "Returns the string value of a key.", "1.0.0"},
+    {"hello", fl_cmd_hello, -1, N | F, 0, 0, 0, "connection",
+     "Handshake: protocol version, AUTH, SETNAME.", "6.0.0"},
+    {"info", fl_cmd_info, -1, 0, 0, 0, 0, "server",
+     "Information and statistics about the server.", "1.0.0"},
+    {"keys", fl_cmd_keys, 2, R, 0, 0, 0, "generic",
+     "Returns all key names that match a pattern.", "1.0.0"},
+    {"ping", fl_cmd_ping, -1, F, 0, 0, 0, "connection",
+     "Returns PONG or the argument.", "1.0.0"},
+    {"quit", fl_cmd_quit, -1, N | F, 0, 0, 0, "connection",
+     "Closes the connection.", "1.0.0"},
+    {"scan", fl_cmd_scan, -2, R, 0, 0, 0, "generic",
+     "Iterates over the key names.", "2.8.0"},
+    {"select", fl_cmd_select, 2, F, 0, 0, 0, "connection",
+     "Selects the database (only 0 exists).", "1.0.0"},
+    {"set", fl_cmd_set, -3, W, 1, 1, 1, "string",
+     "Sets the string value of a key.", "1.0.0"},
+    {"time", fl_cmd_time, 1, F, 0, 0, 0, "server",
+     "Returns the server time.", "2.6.0"},
+    {"type", fl_cmd_type, 2, R | F, 1, 1, 1, "generic",
+     "Returns the type of a key.", "1.0.0"},
+    {"zcard", fl_cmd_zcard, 2, R | F, 1, 1, 1, "sorted-set",
+     "Number of members of a geo key.", "1.2.0"},
+    {"zrange", fl_cmd_zrange, -4, R, 1, 1, 1, "sorted-set",
+     "Members in a range of ranks, scores or names.", "1.2.0"},
+    {"zrank", fl_cmd_zrank, 3, R | F, 1, 1, 1, "sorted-set",
+     "Rank of a member.", "2.0.0"},
+    {"zrem", fl_cmd_zrem, -3, W | F, 1, 1, 1, "sorted-set",
+     "Removes members.", "1.2.0"},
+    {"zscore", fl_cmd_zscore, 3, R | F, 1, 1, 1, "sorted-set",
+     "Score (52-bit geohash) of a member.", "1.2.0"},
+};
+
+const size_t fl_commands_count = sizeof(fl_commands) / sizeof(fl_commands[0]);
+
+static int cmd_name_cmp(const void *key, const void *elem)
+{
+    return strcmp((const char *)key, ((const fl_command *)elem)->name);
+}
+
+const fl_command *fl_cmd_lookup(const char *name, size_t len)
+{
+    char lower[32];
+    if (len == 0 || len >= sizeof(lower)) return NULL;
+    for (size_t i = 0; i < len; i++)
+        lower[i] = (char)tolower((unsigned char)name[i]);
+    lower[len] = '\0';
+    if (memchr(name, '\0', len)) return NULL;
+    return bsearch(lower, fl_commands, fl_commands_count, sizeof(fl_command),
+                   cmd_name_cmp);
+}
+
+size_t fl_cmd_index(const fl_command *c)
+{
+    return (size_t)(c - fl_commands);
+}
+
+static void reply_unknown(fl_cmd_ctx *ctx)
+{
+    char args[256];
+    size_t used = 0;
+    args[0] = '\0';
+    for (int i = 1; i < ctx->argc && used < 128; i++) {
+        int room = 128 - (int)used;
+        int len = (int)ctx->argvlen[i] < room ? (int)ctx->argvlen[i] : room;
+        int k = snprintf(args + used, sizeof(args) - used, "'%.*s' ", len,
+                         ctx->argv[i]);
+        if (k < 0) break;
+        used += (size_t)k;
+        if (used >= sizeof(args)) used = sizeof(args) - 1;
+    }
+    int nlen = ctx->argvlen[0] < 128 ? (int)ctx->argvlen[0] : 128;
+    fl_reply_errorf(ctx->reply,
+                    "ERR unknown command '%.*s', with args beginning with: %s",
+                    nlen, ctx->argv[0], args);
+}
+
+const fl_command *fl_cmd_dispatch(fl_cmd_ctx *ctx)
+{
+    fl_server *s = ctx->server;
+    const fl_command *c = fl_cmd_lookup(ctx->argv[0], ctx->argvlen[0]);
+    if (!c) {
+        s->stats.unknown_commands++;
+        reply_unknown(ctx);
+        return NULL;
+    }
+    fl_cmd_stats *st = &s->cmd_stats[fl_cmd_index(c)];
+    if (!ctx->session->authenticated && !(c->flags & FL_CMD_NOAUTH)) {
+        st->rejected++;
+        fl_reply_error(ctx->reply, "NOAUTH Authentication required.");
+        return NULL;
+    }
+    if ((c->arity > 0 && ctx->argc != c->arity) ||
+        (c->arity < 0 && ctx->argc < -c->arity)) {
+        st->rejected++;
+        fl_reply_arity_error(ctx, c->name);
+        return NULL;
+    }
+    int errors_before = ctx->reply->errors;
+    ctx->session->last_cmd = c->name;
+    c->fn(ctx);
+    __atomic_store_n(&st->calls, st->calls + 1, __ATOMIC_RELAXED);
+    if (ctx->reply->errors != errors_before)
+        __atomic_store_n(&st->errors, st->errors + 1, __ATOMIC_RELAXED);
+    s->stats.commands_processed++;
+    return c;
+}
+
+void fl_cmd_record_latency(fl_server *s, const fl_command *c, uint64_t ns)
+{
+    fl_cmd_stats *st = &s->cmd_stats[fl_cmd_index(c)];
+    __atomic_store_n(&st->usec, st->usec + ns / 1000, __ATOMIC_RELAXED);
+    fl_hist_record(&st->latency, ns);
+}
+
+int fl_arg_eq(const fl_cmd_ctx *ctx, int i, const char *lit)
+{
+    size_t n = strlen(lit);
+    return ctx->argvlen[i] == n && strncasecmp(ctx->argv[i], lit, n) == 0;
+}
+
+/* Strict integer like Redis' string2ll (no spaces, no '+', no leading 0). */
+int fl_parse_ll(const char *p, size_t n, long long *out)
+{
+    char tmp[32];
+    if (n == 0 || n >= sizeof(tmp)) return -1;
+    memcpy(tmp, p, n);
+    tmp[n] = '\0';
+    if (tmp[0] == '+' || isspace((unsigned char)tmp[0])) return -1;
+    if ((tmp[0] == '0' && n > 1) || (tmp[0] == '-' && tmp[1] == '0'))
+        return -1;
+    errno = 0;
+    char *end;
+    long long v = strtoll(tmp, &end, 10);
+    if (errno || *end != '\0') return -1;
+    *out = v;
+    return 0;
+}
+
+int fl_arg_ll(fl_cmd_ctx *ctx, int i, long long *out)
+{
+    if (fl_parse_ll(ctx->argv[i], ctx->argvlen[i], out) == 0) return 0;
+    fl_reply_error(ctx->reply, "ERR value is not an integer or out of range");
+    return -1;
+}
+
+/* Like Redis' getDoubleFromObject: strtod of the whole string, no spaces,
+ * NaN refused. */
+int fl_arg_double(fl_cmd_ctx *ctx, int i, double *out)
+{
+    const char *p = ctx->argv[i];
+    size_t n = ctx->argvlen[i];
+    char tmp[256];
+    if (n == 0 || n >= sizeof(tmp) || isspace((unsigned char)p[0])) goto bad;
+    memcpy(tmp, p, n);
+    tmp[n] = '\0';
+    errno = 0;
+    char *end;
+    double v = strtod(tmp, &end);
+    if (*end != '\0' || isnan(v) || (errno == ERANGE && (v == HUGE_VAL ||
+        v == -HUGE_VAL || fpclassify(v) == FP_ZERO)))
+        goto bad;
+    *out = v;
+    return 0;
+bad:
+    fl_reply_error(ctx->reply, "ERR value is not a valid float");
+    return -1;
+}
+
+void fl_reply_syntax_error(fl_cmd_ctx *ctx)
+{
+    fl_reply_error(ctx->reply, "ERR syntax error");
+}
+
+void fl_reply_wrongtype(fl_cmd_ctx *ctx)
+{
+    fl_reply_error(ctx->reply,
+        "WRONGTYPE Operation against a key holding the wrong kind of value");
+}
+
+void fl_reply_arity_error(fl_cmd_ctx *ctx, const char *name)
+{
+    fl_reply_errorf(ctx->reply,
+                    "ERR wrong number of arguments for '%s' command", name);
+}

@@ -1,0 +1,212 @@
+/*
+ * main.c - fleetd's entry point: settings, listeners, signals, the loop.
+ *
+ * Settings come from defaults, then the YAML file (--config), then flags, so
+ * a flag always wins. One event-loop thread owns the live state; the HTTP
+ * listener runs on libmicrohttpd's own thread and only reads counters.
+ * SIGTERM and SIGINT stop accepting, close every client and exit 0.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "cmd/server.h"
+#include "conf/config_file.h"
+#include "net/http.h"
+#include "net/resp_server.h"
+
+#define FL_VERSION "0.1.0"
+
+typedef struct fl_main {
+    uv_loop_t *loop;
+    fl_server srv;
+    fl_resp_server *resp;
+    struct fl_http *http;
+    uv_signal_t sigterm, sigint;
+} fl_main;
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+        "usage: fleetd [options]\n"
+        "  --port N              RESP port (default 7878)\n"
+        "  --http-port N         HTTP port for /metrics (default 7879, 0 = off)\n"
+        "  --bind ADDR           listen address (default 127.0.0.1)\n"
+        "  --dir DIR             data directory (default ./data)\n"
+        "  --config FILE         YAML settings file\n"
+        "  --fsync always|everysec|no  log fsync policy (default everysec)\n"
+        "  --requirepass PASS    require AUTH\n"
+        "  --maxclients N        maximum RESP clients (default 10000)\n"
+        "  --timeout SECONDS     close idle clients (default 0 = never)\n"
+        "  --check-config FILE   validate FILE and exit\n"
+        "  --version, --help\n");
+}
+
+/* Flags map onto CONFIG names so the file, the flags and CONFIG SET share
+ * one parser and one set of bounds. */
+static const char *flag_setting(const char *flag)
+{
+    static const char *map[][2] = {
+        {"--port", "port"}, {"--http-port", "http-port"}, {"--bind", "bind"},
+        {"--dir", "dir"}, {"--fsync", "appendfsync"},
+        {"--requirepass", "requirepass"}, {"--maxclients", "maxclients"},
+        {"--timeout", "timeout"},
+    };
+    for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+        if (strcmp(flag, map[i][0]) == 0) return map[i][1];
+    return NULL;
+}
+
+static const char *find_flag(int argc, char **argv, const char *flag)
+{
+    for (int i = 1; i + 1 < argc; i++)
+        if (strcmp(argv[i], flag) == 0) return argv[i + 1];
+    return NULL;
+}
+
+/* Returns 0 to run, 1 to exit successfully, -1 on a bad command line. */
+static int parse_args(int argc, char **argv, fl_config *cfg)
+{
+    char err[512];
+    const char *check = find_flag(argc, argv, "--check-config");
+    const char *file = check ? check : find_flag(argc, argv, "--config");
+    if (file && fl_config_load_file(file, cfg, err, sizeof(err)) != 0) {
+        fprintf(stderr, "fleetd: %s\n", err);
+        return -1;
+    }
+    if (check) {
+        printf("fleetd: %s is valid\n", check);
+        return 1;
+    }
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            usage(stdout);
+            return 1;
+        }
+        if (!strcmp(argv[i], "--version")) {
+            printf("fleetd %s\n", FL_VERSION);
+            return 1;
+        }
+        if (!strcmp(argv[i], "--config")) {
+            i++;
+            continue;
+        }
+        const char *name = flag_setting(argv[i]);
+        if (!name || i + 1 >= argc) {
+            fprintf(stderr, "fleetd: %s '%s'\n",
+                    name ? "missing value for" : "unknown option", argv[i]);
+            usage(stderr);
+            return -1;
+        }
+        if (fl_config_set_param(cfg, name, argv[i + 1], err, sizeof(err)) != 0) {
+            fprintf(stderr, "fleetd: %s: %s\n", argv[i], err);
+            return -1;
+        }
+        i++;
+    }
+    return 0;
+}
+
+static void close_walk(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(h)) uv_close(h, NULL);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    fl_main *m = s->data;
+    fprintf(stderr, "fleetd: received %s, shutting down\n",
+            signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    m->srv.shutdown_requested = 1;
+    fl_resp_server_close(m->resp);
+    m->resp = NULL;
+    uv_signal_stop(&m->sigterm);
+    uv_signal_stop(&m->sigint);
+    uv_close((uv_handle_t *)&m->sigterm, NULL);
+    uv_close((uv_handle_t *)&m->sigint, NULL);
+}
+
+static uint64_t now_ms(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
+}
+
+static uint64_t random_seed(void)
+{
+    uint64_t seed = 0;
+    if (uv_random(NULL, NULL, &seed, sizeof(seed), 0, NULL) != 0)
+        seed = now_ms() ^ ((uint64_t)getpid() << 32);
+    return seed;
+}
+
+static int make_dir(const char *dir)
+{
+    if (mkdir(dir, 0755) == 0 || errno == EEXIST) return 0;
+    fprintf(stderr, "fleetd: cannot create data directory %s: %s\n", dir,
+            strerror(errno));
+    return -1;
+}
+
+static int start_listeners(fl_main *m)
+{
+    char err[256];
+    if (fl_resp_server_start(m->loop, &m->srv, &m->resp, err, sizeof(err)) != 0) {
+        fprintf(stderr, "fleetd: %s\n", err);
+        return -1;
+    }
+    if (m->srv.cfg.http_port &&
+        fl_http_start(&m->http, &m->srv, err, sizeof(err)) != 0) {
+        fprintf(stderr, "fleetd: %s\n", err);
+        return -1;
+    }
+    m->sigterm.data = m->sigint.data = m;
+    if (uv_signal_init(m->loop, &m->sigterm) != 0 ||
+        uv_signal_init(m->loop, &m->sigint) != 0 ||
+        uv_signal_start(&m->sigterm, on_signal, SIGTERM) != 0 ||
+        uv_signal_start(&m->sigint, on_signal, SIGINT) != 0) {
+        fprintf(stderr, "fleetd: cannot install signal handlers\n");
+        return -1;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    fl_config cfg;
+    fl_config_defaults(&cfg);
+    int rc = parse_args(argc, argv, &cfg);
+    if (rc != 0) return rc > 0 ? 0 : 2;
+    if (make_dir(cfg.dir) != 0) return 1;
+    signal(SIGPIPE, SIG_IGN);
+
+    static fl_main m;
+    m.loop = uv_default_loop();
+    fl_server_init(&m.srv, &cfg, now_ms(), random_seed());
+    if (start_listeners(&m) != 0) {
+        if (m.http) fl_http_stop(m.http);
+        return 1;
+    }
+    printf("fleetd %s ready: resp %s:%d, http %s:%d, dir %s, fsync %s, pid %ld\n",
+           FL_VERSION, cfg.bind, cfg.port, cfg.bind, cfg.http_port, cfg.dir,
+           cfg.fsync == FL_FSYNC_ALWAYS ? "always"
+           : cfg.fsync == FL_FSYNC_NO ? "no" : "everysec", (long)getpid());
+    fflush(stdout);
+    uv_run(m.loop, UV_RUN_DEFAULT);
+
+    if (m.http) fl_http_stop(m.http);
+    uv_walk(m.loop, close_walk, NULL);
+    uv_run(m.loop, UV_RUN_DEFAULT);
+    if (uv_loop_close(m.loop) != 0) fprintf(stderr, "fleetd: loop not empty at exit\n");
+    fl_server_free(&m.srv);
+    fprintf(stderr, "fleetd: bye\n");
+    return 0;
+}
