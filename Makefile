@@ -28,7 +28,7 @@ LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all test demo bench fuzz clean setup unit integration
+.PHONY: all test demo demo-stop bench fuzz clean setup unit integration
 all: $(BUILD)/fleetd
 
 $(BUILD)/obj/%.o: %.c
@@ -56,6 +56,10 @@ test: setup
 
 demo: setup
 	@bash scripts/demo.sh
+
+demo-stop:
+	@for p in build/demo/replay.pid build/demo/fleetd.pid; do \
+	    [ -f $$p ] && kill $$(cat $$p) 2>/dev/null; rm -f $$p; done; echo "demo stopped"
 
 bench: setup
 	@bash bench/run.sh

@@ -253,8 +253,8 @@ static void client_kill(fl_cmd_ctx *ctx)
             return;
         }
         if (fl_arg_eq(ctx, i, "ID")) {
-            if (fl_arg_ll(ctx, i + 1, &id) != 0) return;
-            if (id <= 0) {
+            if (fl_parse_ll(ctx->argv[i + 1], ctx->argvlen[i + 1], &id) != 0 ||
+                id <= 0) {
                 fl_reply_error(ctx->reply, "ERR client-id should be greater than 0");
                 return;
             }

@@ -353,7 +353,9 @@ FL_CMD(command)
         fl_reply_array(r, (long)fl_commands_count);
         for (size_t i = 0; i < fl_commands_count; i++)
             fl_reply_bulk_str(r, fl_commands[i].name);
-    } else if (fl_arg_eq(ctx, 1, "COUNT") || fl_arg_eq(ctx, 1, "LIST")) {
+    } else if (fl_arg_eq(ctx, 1, "COUNT")) {
+        fl_reply_arity_error(ctx, "command|count");
+    } else if (fl_arg_eq(ctx, 1, "LIST")) {
         fl_reply_syntax_error(ctx);
     } else {
         fl_reply_errorf(r, "ERR unknown subcommand '%.*s'. Try COMMAND HELP.",

@@ -1,0 +1,100 @@
+#!/usr/bin/env python3
+"""replay_tracks.py - replays the real tracks in ../shared/data/tracks into a
+running fleetd as live GEOADDs, until stopped.
+
+Until the fleet commands and the replay tool of later issues exist, this is
+how `make demo` shows moving vehicles: the 295 vessels of the NY harbour AIS
+hour and the Munich car, each position sent when its (time-compressed)
+timestamp comes due, into the geo key `fleet:live`. The hour loops.
+"""
+import argparse
+import csv
+import json
+import os
+import socket
+import sys
+import time
+from datetime import datetime
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+DATA = os.environ.get("FLEET_DATA", os.path.join(ROOT, "..", "shared", "data"))
+
+
+def encode(args):
+    out = [b"*%d\r\n" % len(args)]
+    for a in args:
+        a = a if isinstance(a, bytes) else str(a).encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(a), a))
+    return b"".join(out)
+
+
+def load_events():
+    """(seconds from the start of the hour, member, lon, lat), time-sorted."""
+    events = []
+    ais = os.path.join(DATA, "tracks", "ais_ny_harbor_2020-06-30_first_hour.csv")
+    with open(ais, newline="") as f:
+        for row in csv.DictReader(f):
+            t = datetime.fromisoformat(row["BaseDateTime"])
+            secs = t.minute * 60 + t.second
+            events.append((secs, "vessel:" + row["MMSI"], row["LON"], row["LAT"]))
+    car = os.path.join(DATA, "tracks", "car_munich_2014-09-10_1hz.json")
+    with open(car) as f:
+        samples = json.load(f)
+    t0 = datetime.strptime(samples[0]["time"], "%Y-%m-%d %H:%M:%S%z")
+    for s in samples:
+        t = datetime.strptime(s["time"], "%Y-%m-%d %H:%M:%S%z")
+        lon, lat = s["point"][6:-1].split()
+        events.append(((t - t0).total_seconds() % 3600, "car:munich-1", lon, lat))
+    events.sort(key=lambda e: e[0])
+    return events
+
+
+def drain(sock):
+    sock.setblocking(False)
+    try:
+        while sock.recv(1 << 16):
+            pass
+    except (BlockingIOError, InterruptedError):
+        pass
+    sock.setblocking(True)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--port", type=int, default=7878)
+    ap.add_argument("--speed", type=float, default=10.0, help="time compression")
+    ap.add_argument("--key", default="fleet:live")
+    ap.add_argument("--once", action="store_true", help="one pass, no waiting")
+    a = ap.parse_args()
+    events = load_events()
+    sock = socket.create_connection(("127.0.0.1", a.port))
+    sent = 0
+    while True:
+        start = time.time()
+        i = 0
+        while i < len(events):
+            due = events[i][0] / a.speed
+            if not a.once:
+                delay = due - (time.time() - start)
+                if delay > 0:
+                    time.sleep(min(delay, 0.5))
+                    continue
+            batch = []
+            while i < len(events) and (a.once or events[i][0] / a.speed <= time.time() - start):
+                _, member, lon, lat = events[i]
+                batch.append(encode(["GEOADD", a.key, lon, lat, member]))
+                i += 1
+            sock.sendall(b"".join(batch))
+            sent += len(batch)
+            drain(sock)
+        print("replay: %d positions sent" % sent, flush=True)
+        if a.once:
+            break
+    sock.close()
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        pass
