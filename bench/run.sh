@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# run.sh - fleetd against a real redis-server: same client (bench/geobench),
+# same data (derived from ../shared/data), same machine, one run.
+#
+# Each figure is the median of RUNS repetitions; every ratio in
+# bench/README.md comes from one invocation of this script:
+#   make bench            (or: RUNS=5 MEMBERS=1000000 bash bench/run.sh)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${RUNS:-3}
+MEMBERS=${MEMBERS:-1000000}
+DATA=${DATA:-../shared/data}
+make -s -j2 all
+mkdir -p build/bench
+gcc -std=c11 -O2 -Wall -Wextra -Werror bench/geobench.c -lm -o build/bench/geobench
+B=build/bench/geobench
+[ -d "$DATA/trips" ] || { echo "bench: $DATA is absent, nothing to measure"; exit 0; }
+
+free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+RPORT=$(free_port); FPORT=$(free_port); HPORT=$(free_port)
+tmp=$(mktemp -d)
+redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$tmp" >/dev/null &
+RPID=$!
+build/fleetd --port "$FPORT" --http-port "$HPORT" --dir "$tmp/fleetd" >"$tmp/fleetd.log" 2>&1 &
+FPID=$!
+trap 'kill $RPID $FPID 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"' EXIT
+for p in $RPORT $FPORT; do
+    for _ in $(seq 100); do redis-cli -p "$p" PING >/dev/null 2>&1 && break; sleep 0.1; done
+done
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+echo "peer: $(redis-server --version | cut -d' ' -f1-3); fleetd $(build/fleetd --version | cut -d' ' -f2)"
+
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+field() { tr ' ' '\n' | grep "^$1=" | cut -d= -f2; }
+
+# measure NAME FIELD ARGS... : median of RUNS runs on each server, and the ratio
+measure() {
+    local name=$1 fld=$2; shift 2
+    local r f
+    r=$(for _ in $(seq "$RUNS"); do $B --data "$DATA" --members "$MEMBERS" --port "$RPORT" "$@" | field "$fld"; done | median)
+    f=$(for _ in $(seq "$RUNS"); do $B --data "$DATA" --members "$MEMBERS" --port "$FPORT" "$@" | field "$fld"; done | median)
+    printf '%-44s redis %12s   fleetd %12s   ratio %s\n' "$name" "$r" "$f" \
+        "$(awk -v a="$f" -v b="$r" 'BEGIN{printf "%.2f", (b>0)?a/b:0}')"
+}
+
+echo "== load $MEMBERS members (100 per GEOADD) and memory"
+rl=$($B --data "$DATA" --members "$MEMBERS" --port "$RPORT" --mode load)
+fl=$($B --data "$DATA" --members "$MEMBERS" --port "$FPORT" --mode load)
+echo "redis:  $rl"; echo "fleetd: $fl"
+rb=$(echo "$rl" | field bytes_per_member); fb=$(echo "$fl" | field bytes_per_member)
+printf '%-44s redis %12s   fleetd %12s   ratio %s\n' "memory per member (used_memory bytes)" "$rb" "$fb" \
+    "$(awk -v a="$fb" -v b="$rb" 'BEGIN{printf "%.2f", a/b}')"
+rr=$(ps -o rss= -p $RPID); fr=$(ps -o rss= -p $FPID)
+printf '%-44s redis %12s   fleetd %12s\n' "resident set after load (KiB)" "$rr" "$fr"
+
+echo "== identical results (byte-for-byte replies, WITHDIST)"
+$B --data "$DATA" --members "$MEMBERS" --port "$RPORT" --port2 "$FPORT" --mode verify --requests 500
+$B --data "$DATA" --members "$MEMBERS" --port "$RPORT" --port2 "$FPORT" --mode verify --requests 500 --count 10
+
+echo "== throughput (median of $RUNS runs; ratio = fleetd / redis)"
+measure "GEOSEARCH BYRADIUS 1 km (50 conns)" ops_per_sec --mode search --conns 50 --requests 20000
+measure "GEOSEARCH BYRADIUS 1 km COUNT 10 (50 conns)" ops_per_sec --mode search --conns 50 --requests 20000 --count 10
+measure "GEOADD, no pipelining (50 conns)" ops_per_sec --mode geoadd --conns 50 --requests 300000 --key bench:add1
+measure "GEOADD, pipeline 32 (50 conns)" ops_per_sec --mode geoadd --conns 50 --pipeline 32 --requests 2000000 --key bench:add2
