@@ -17,6 +17,8 @@
 #include <uv.h>
 
 #include "cmd/server.h"
+#include "db/db.h"
+#include "geo/geoset.h"
 #include "conf/config_file.h"
 #include "net/http.h"
 #include "net/resp_server.h"
@@ -29,6 +31,7 @@ typedef struct fl_main {
     fl_resp_server *resp;
     struct fl_http *http;
     uv_signal_t sigterm, sigint;
+    uv_timer_t gauges;
 } fl_main;
 
 static void usage(FILE *f)
@@ -113,6 +116,30 @@ static int parse_args(int argc, char **argv, fl_config *cfg)
     return 0;
 }
 
+static void count_members(void *ud, const char *key, size_t klen,
+                          const fl_obj *obj)
+{
+    (void)key;
+    (void)klen;
+    if (obj->type == FL_OBJ_GEO) *(uint64_t *)ud += fl_geoset_card(obj->u.geo);
+}
+
+/* Every 100 ms: computes the gauges only the loop thread may compute and
+ * publishes them for the HTTP thread's /metrics. */
+static void publish_gauges(uv_timer_t *t)
+{
+    fl_server *s = t->data;
+    fl_gauges g = {0};
+    g.connected_clients = s->hooks.clients_connected(s->hooks.ud);
+    g.keys = fl_db_size(s->db);
+    s->hooks.memory(s->hooks.ud, &g.used_memory_bytes, &g.rss_bytes);
+    uint64_t cursor = 0;
+    do {
+        cursor = fl_db_scan(s->db, cursor, 1024, count_members, &g.geo_members);
+    } while (cursor);
+    fl_gauges_publish(&s->gauges, &g);
+}
+
 static void close_walk(uv_handle_t *h, void *arg)
 {
     (void)arg;
@@ -124,7 +151,9 @@ static void on_signal(uv_signal_t *s, int signum)
     fl_main *m = s->data;
     fprintf(stderr, "fleetd: received %s, shutting down\n",
             signum == SIGTERM ? "SIGTERM" : "SIGINT");
-    m->srv.shutdown_requested = 1;
+    __atomic_store_n(&m->srv.shutdown_requested, 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&m->srv.ready, 0, __ATOMIC_RELAXED);
+    uv_timer_stop(&m->gauges);
     fl_resp_server_close(m->resp);
     m->resp = NULL;
     uv_signal_stop(&m->sigterm);
@@ -168,6 +197,12 @@ static int start_listeners(fl_main *m)
         fprintf(stderr, "fleetd: %s\n", err);
         return -1;
     }
+    m->gauges.data = &m->srv;
+    if (uv_timer_init(m->loop, &m->gauges) != 0 ||
+        uv_timer_start(&m->gauges, publish_gauges, 0, 100) != 0) {
+        fprintf(stderr, "fleetd: cannot start the gauge timer\n");
+        return -1;
+    }
     m->sigterm.data = m->sigint.data = m;
     if (uv_signal_init(m->loop, &m->sigterm) != 0 ||
         uv_signal_init(m->loop, &m->sigint) != 0 ||
@@ -200,6 +235,7 @@ int main(int argc, char **argv)
            cfg.fsync == FL_FSYNC_ALWAYS ? "always"
            : cfg.fsync == FL_FSYNC_NO ? "no" : "everysec", (long)getpid());
     fflush(stdout);
+    __atomic_store_n(&m.srv.ready, 1, __ATOMIC_RELAXED);
     uv_run(m.loop, UV_RUN_DEFAULT);
 
     if (m.http) fl_http_stop(m.http);

@@ -49,7 +49,7 @@ typedef struct fl_cmd_stats {
     uint64_t errors;     /* calls whose reply was an error */
     uint64_t rejected;   /* refused before running: arity, auth */
     uint64_t usec;       /* total run time, microseconds */
-    fl_hist latency;     /* microseconds */
+    fl_hist latency;     /* nanoseconds */
 } fl_cmd_stats;
 
 typedef struct fl_cmd_ctx {

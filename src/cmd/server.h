@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "cmd.h"
+#include "../metrics/prom.h"
 #include "../util/buf.h"
 
 enum fl_fsync_policy { FL_FSYNC_ALWAYS, FL_FSYNC_EVERYSEC, FL_FSYNC_NO };
@@ -54,6 +55,13 @@ typedef struct fl_server_hooks {
     void (*memory)(void *ud, uint64_t *used, uint64_t *rss);
 } fl_server_hooks;
 
+/* Counters have one writer (the loop thread) and readers on the metrics
+ * thread: a relaxed load and store is enough, and costs a plain add. */
+#define FL_STAT_ADD(field, n) \
+    __atomic_store_n(&(field), __atomic_load_n(&(field), __ATOMIC_RELAXED) + (n), \
+                     __ATOMIC_RELAXED)
+#define FL_STAT_INC(field) FL_STAT_ADD(field, 1)
+
 typedef struct fl_server_stats {
     uint64_t connections_received;
     uint64_t connections_rejected;
@@ -76,6 +84,8 @@ typedef struct fl_server {
     uint64_t run_id_seed;
     char run_id[41];
     int shutdown_requested;
+    int ready;                 /* listeners up, state loaded (for /readyz) */
+    fl_gauges gauges;          /* published by the loop every 100 ms */
 } fl_server;
 
 /* Allocates cmd_stats and the db. Returns 0 or a negative code. */

@@ -151,36 +151,36 @@ const fl_command *fl_cmd_dispatch(fl_cmd_ctx *ctx)
     fl_server *s = ctx->server;
     const fl_command *c = fl_cmd_lookup(ctx->argv[0], ctx->argvlen[0]);
     if (!c) {
-        s->stats.unknown_commands++;
+        FL_STAT_INC(s->stats.unknown_commands);
         reply_unknown(ctx);
         return NULL;
     }
     fl_cmd_stats *st = &s->cmd_stats[fl_cmd_index(c)];
     if (!ctx->session->authenticated && !(c->flags & FL_CMD_NOAUTH)) {
-        st->rejected++;
+        FL_STAT_INC(st->rejected);
         fl_reply_error(ctx->reply, "NOAUTH Authentication required.");
         return NULL;
     }
     if ((c->arity > 0 && ctx->argc != c->arity) ||
         (c->arity < 0 && ctx->argc < -c->arity)) {
-        st->rejected++;
+        FL_STAT_INC(st->rejected);
         fl_reply_arity_error(ctx, c->name);
         return NULL;
     }
     int errors_before = ctx->reply->errors;
     ctx->session->last_cmd = c->name;
     c->fn(ctx);
-    __atomic_store_n(&st->calls, st->calls + 1, __ATOMIC_RELAXED);
+    FL_STAT_INC(st->calls);
     if (ctx->reply->errors != errors_before)
-        __atomic_store_n(&st->errors, st->errors + 1, __ATOMIC_RELAXED);
-    s->stats.commands_processed++;
+        FL_STAT_INC(st->errors);
+    FL_STAT_INC(s->stats.commands_processed);
     return c;
 }
 
 void fl_cmd_record_latency(fl_server *s, const fl_command *c, uint64_t ns)
 {
     fl_cmd_stats *st = &s->cmd_stats[fl_cmd_index(c)];
-    __atomic_store_n(&st->usec, st->usec + ns / 1000, __ATOMIC_RELAXED);
+    FL_STAT_ADD(st->usec, ns / 1000);
     fl_hist_record(&st->latency, ns);
 }
 

@@ -102,7 +102,7 @@ static void client_flush(fl_client *c)
         client_close(c);
         return;
     }
-    c->rs->srv->stats.net_output_bytes += (uint64_t)n;
+    FL_STAT_ADD(c->rs->srv->stats.net_output_bytes, (uint64_t)n);
     fl_buf_consume(&c->out, (size_t)n);
     if (c->out.len == 0) return;
     fl_buf tmp = c->wire;     /* swap: out goes on the wire */
@@ -138,7 +138,7 @@ static void client_write_done(uv_write_t *req, int status)
         client_close(c);
         return;
     }
-    c->rs->srv->stats.net_output_bytes += c->wire.len;
+    FL_STAT_ADD(c->rs->srv->stats.net_output_bytes, c->wire.len);
     c->wire.len = 0;
     if (c->sess.close_after_reply && c->out.len == 0) {
         client_close(c);
@@ -176,7 +176,7 @@ static void protocol_error(fl_client *c, const char *msg)
 {
     fl_reply r = {&c->out, c->sess.proto, 0};
     fl_reply_errorf(&r, "ERR %s", msg);
-    c->rs->srv->stats.protocol_errors++;
+    FL_STAT_INC(c->rs->srv->stats.protocol_errors);
     c->sess.close_after_reply = 1;
 }
 
@@ -207,7 +207,7 @@ static void client_process(fl_client *c)
         if (c->cmd.argc > 0) client_exec(c, now_us);
         c->in_pos += used;
         if (c->out.len + c->wire.len > (size_t)c->rs->srv->cfg.client_output_limit) {
-            c->rs->srv->stats.output_limit_disconnects++;
+            FL_STAT_INC(c->rs->srv->stats.output_limit_disconnects);
             client_close(c);
             return;
         }
@@ -215,7 +215,7 @@ static void client_process(fl_client *c)
     fl_buf_consume(&c->in, c->in_pos);
     c->in_pos = 0;
     if (c->in.len > (size_t)c->rs->srv->cfg.max_query_buffer) {
-        c->rs->srv->stats.protocol_errors++;
+        FL_STAT_INC(c->rs->srv->stats.protocol_errors);
         client_close(c);
     }
 }
@@ -230,7 +230,7 @@ static void client_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     if (nread == 0) return;
     c->in.len += (size_t)nread;
-    c->rs->srv->stats.net_input_bytes += (uint64_t)nread;
+    FL_STAT_ADD(c->rs->srv->stats.net_input_bytes, (uint64_t)nread);
     c->last_active_ms = uv_now(c->rs->loop);
     if (c->sess.close_after_reply) return; /* discard input after QUIT */
     client_process(c);
@@ -272,7 +272,7 @@ static void refuse_client(fl_resp_server *rs, fl_client *c)
     static const char msg[] = "-ERR max number of clients reached\r\n";
     uv_buf_t b = uv_buf_init((char *)msg, sizeof(msg) - 1);
     (void)uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
-    rs->srv->stats.connections_rejected++;
+    FL_STAT_INC(rs->srv->stats.connections_rejected);
     c->closing = 1;
     uv_close((uv_handle_t *)&c->tcp, client_freed);
 }
@@ -293,7 +293,7 @@ static void on_connection(uv_stream_t *l, int status)
         uv_close((uv_handle_t *)&c->tcp, client_freed);
         return;
     }
-    rs->srv->stats.connections_received++;
+    FL_STAT_INC(rs->srv->stats.connections_received);
     if ((long long)rs->nclients >= rs->srv->cfg.maxclients) {
         refuse_client(rs, c);
         return;
@@ -391,7 +391,7 @@ static void cron_tick(uv_timer_t *t)
     while (c) {
         fl_client *next = c->next;
         if (!c->writing && now - c->last_active_ms > (uint64_t)timeout * 1000) {
-            rs->srv->stats.idle_disconnects++;
+            FL_STAT_INC(rs->srv->stats.idle_disconnects);
             client_close(c);
         }
         c = next;
