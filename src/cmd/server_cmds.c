@@ -64,6 +64,7 @@ typedef struct cfg_param {
 #define OFF(f) offsetof(fl_config, f)
 static const cfg_param cfg_params[] = {
     {"appendfsync", CFG_FSYNC, OFF(fsync), 0, 0, 1, NULL},
+    {"appendonly", CFG_CONST, 0, 0, 0, 0, "no"},
     {"bind", CFG_STR, OFF(bind), 0, 0, 0, NULL},
     {"client-output-buffer-limit", CFG_OUTLIMIT, OFF(client_output_limit), 0,
      0, 1, NULL},
