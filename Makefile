@@ -46,7 +46,14 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libfleetd.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libfleetd.a $(LDLIBS) -lcmocka
 
-unit: $(UNIT_BIN)
+# The zindex test again with allocation-failure injection compiled in: every
+# -ENOMEM, including one in the middle of a multi-node split, must leave the
+# tree unchanged.
+$(BUILD)/tests/test_zindex_faults: tests/unit/test_zindex.c src/geo/zindex.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -DFL_ZINDEX_FAULTS -o $@ $^ -lcmocka
+
+unit: $(UNIT_BIN) $(BUILD)/tests/test_zindex_faults
 
 setup:
 	@sh scripts/setup.sh
