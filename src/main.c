@@ -18,7 +18,6 @@
 
 #include "cmd/server.h"
 #include "db/db.h"
-#include "geo/geoset.h"
 #include "conf/config_file.h"
 #include "net/http.h"
 #include "net/resp_server.h"
@@ -116,14 +115,6 @@ static int parse_args(int argc, char **argv, fl_config *cfg)
     return 0;
 }
 
-static void count_members(void *ud, const char *key, size_t klen,
-                          const fl_obj *obj)
-{
-    (void)key;
-    (void)klen;
-    if (obj->type == FL_OBJ_GEO) *(uint64_t *)ud += fl_geoset_card(obj->u.geo);
-}
-
 /* Every 100 ms: computes the gauges only the loop thread may compute and
  * publishes them for the HTTP thread's /metrics. */
 static void publish_gauges(uv_timer_t *t)
@@ -133,10 +124,7 @@ static void publish_gauges(uv_timer_t *t)
     g.connected_clients = s->hooks.clients_connected(s->hooks.ud);
     g.keys = fl_db_size(s->db);
     s->hooks.memory(s->hooks.ud, &g.used_memory_bytes, &g.rss_bytes);
-    uint64_t cursor = 0;
-    do {
-        cursor = fl_db_scan(s->db, cursor, 1024, count_members, &g.geo_members);
-    } while (cursor);
+    g.geo_members = fl_db_geo_members(s->db);
     fl_gauges_publish(&s->gauges, &g);
 }
 

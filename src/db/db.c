@@ -24,6 +24,9 @@
 
 typedef struct fl_dbentry {
     struct fl_dbentry *next;
+    /* Geo values are also on a list of their own, so the gauges that sum
+     * over geo sets cost O(geo keys), not O(all keys). */
+    struct fl_dbentry *geo_prev, *geo_next;
     uint64_t hash;
     fl_obj obj;
     size_t klen;
@@ -36,6 +39,7 @@ struct fl_db {
     size_t count;
     size_t str_bytes;
     uint64_t seed;
+    fl_dbentry *geo_head;
 };
 
 #define FL_DB_MIN_SIZE 16
@@ -54,17 +58,25 @@ fl_db *fl_db_new(uint64_t hash_seed)
     return db;
 }
 
-static void obj_release(fl_obj *o)
+/* Frees the value of e (not e itself) and forgets its accounting. */
+static void value_release(fl_db *db, fl_dbentry *e)
 {
-    if (o->type == FL_OBJ_STRING) free(o->u.str.ptr);
-    else if (o->type == FL_OBJ_GEO) fl_geoset_free(o->u.geo);
+    fl_obj *o = &e->obj;
+    if (o->type == FL_OBJ_STRING) {
+        db->str_bytes -= o->u.str.len;
+        free(o->u.str.ptr);
+    } else if (o->type == FL_OBJ_GEO) {
+        if (e->geo_prev) e->geo_prev->geo_next = e->geo_next;
+        else db->geo_head = e->geo_next;
+        if (e->geo_next) e->geo_next->geo_prev = e->geo_prev;
+        fl_geoset_free(o->u.geo);
+    }
     o->type = 0;
 }
 
 static void entry_free(fl_db *db, fl_dbentry *e)
 {
-    if (e->obj.type == FL_OBJ_STRING) db->str_bytes -= e->obj.u.str.len;
-    obj_release(&e->obj);
+    value_release(db, e);
     free(e);
 }
 
@@ -80,6 +92,7 @@ void fl_db_flush(fl_db *db)
         db->table[i] = NULL;
     }
     db->count = 0;
+    db->geo_head = NULL;
 }
 
 void fl_db_free(fl_db *db)
@@ -132,9 +145,7 @@ static fl_dbentry *upsert(fl_db *db, const char *key, size_t klen)
     uint64_t h = key_hash(db, key, klen);
     fl_dbentry **pp = find_slot(db, key, klen, h);
     if (*pp) {
-        if ((*pp)->obj.type == FL_OBJ_STRING)
-            db->str_bytes -= (*pp)->obj.u.str.len;
-        obj_release(&(*pp)->obj);
+        value_release(db, *pp);
         return *pp;
     }
     fl_dbentry *e = fl_xmalloc(sizeof(*e) + klen);
@@ -167,6 +178,18 @@ void fl_db_set_geo(fl_db *db, const char *key, size_t klen,
     fl_dbentry *e = upsert(db, key, klen);
     e->obj.type = FL_OBJ_GEO;
     e->obj.u.geo = geo;
+    e->geo_prev = NULL;
+    e->geo_next = db->geo_head;
+    if (db->geo_head) db->geo_head->geo_prev = e;
+    db->geo_head = e;
+}
+
+uint64_t fl_db_geo_members(const fl_db *db)
+{
+    uint64_t n = 0;
+    for (const fl_dbentry *e = db->geo_head; e; e = e->geo_next)
+        n += fl_geoset_card(e->obj.u.geo);
+    return n;
 }
 
 int fl_db_del(fl_db *db, const char *key, size_t klen)

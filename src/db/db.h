@@ -56,6 +56,9 @@ void fl_db_flush(fl_db *db);
 /* Bytes used by keys and values, for INFO memory and the metrics. */
 size_t fl_db_bytes(const fl_db *db);
 
+/* Members in all geo sets; O(number of geo keys). */
+uint64_t fl_db_geo_members(const fl_db *db);
+
 const char *fl_obj_type_name(const fl_obj *o);
 
 /* Calls fn for keys in the buckets visited; returns the next cursor (0 when
