@@ -59,6 +59,19 @@ def drain(sock):
     sock.setblocking(True)
 
 
+def sync(sock):
+    """Waits until the server has answered everything sent so far: closing
+    a socket with replies unread resets it, and the server would drop
+    requests it had not yet read."""
+    sock.sendall(encode(["PING"]))
+    tail = b""
+    while not tail.endswith(b"+PONG\r\n"):
+        chunk = sock.recv(1 << 16)
+        if not chunk:
+            raise ConnectionError("fleetd closed the connection")
+        tail = (tail + chunk)[-16:]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, default=7878)
@@ -89,6 +102,7 @@ def main():
             drain(sock)
         print("replay: %d positions sent" % sent, flush=True)
         if a.once:
+            sync(sock)
             break
     sock.close()
 
