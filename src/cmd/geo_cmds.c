@@ -126,9 +126,9 @@ static int arg_lonlat(fl_cmd_ctx *ctx, int i, double xy[2])
     if (!fl_geo_coords_valid(xy[0], xy[1])) {
         /* %f of a huge value is long: size the buffer for the worst case. */
         char msg[1024];
-        snprintf(msg, sizeof(msg), "ERR invalid longitude,latitude pair %f,%f",
-                 xy[0], xy[1]);
-        fl_reply_error(ctx->reply, msg);
+        int k = snprintf(msg, sizeof(msg),
+                         "ERR invalid longitude,latitude pair %f,%f", xy[0], xy[1]);
+        fl_reply_error(ctx->reply, k > 0 ? msg : "ERR invalid longitude,latitude pair");
         return -1;
     }
     return 0;
@@ -196,11 +196,19 @@ static size_t put_u64(char *p, uint64_t v)
     return n;
 }
 
+/* Room for n more bytes at the end of the reply; the common case (the
+ * buffer already has it) stays inline. */
+static char *reply_room(fl_reply *r, size_t n)
+{
+    fl_buf *b = r->out;
+    return b->cap - b->len >= n ? b->data + b->len : fl_buf_reserve(b, n);
+}
+
 /* A length line ("*3\r\n", ":42\r\n") without snprintf: search replies
  * write thousands of them. */
 static void put_line(fl_reply *r, char type, long long v)
 {
-    char *p = fl_buf_reserve(r->out, 24);
+    char *p = reply_room(r, 24);
     size_t k = 0;
     p[k++] = type;
     uint64_t u = (uint64_t)v;
@@ -214,16 +222,21 @@ static void put_line(fl_reply *r, char type, long long v)
     r->out->len += k;
 }
 
-/* A bulk string, without snprintf: the search replies write thousands. */
+/* A bulk string, without snprintf: the search replies write thousands.
+ * Member names are short, and a byte loop beats a libc memcpy call there. */
 static void put_bulk(fl_reply *r, const char *s, size_t n)
 {
-    char *p = fl_buf_reserve(r->out, n + 26);
+    char *p = reply_room(r, n + 26);
     size_t k = 0;
     p[k++] = '$';
     k += put_u64(p + k, n);
     p[k++] = '\r';
     p[k++] = '\n';
-    memcpy(p + k, s, n);
+    if (n < 32) {
+        for (size_t i = 0; i < n; i++) p[k + i] = s[i];
+    } else {
+        memcpy(p + k, s, n);
+    }
     k += n;
     p[k++] = '\r';
     p[k++] = '\n';
@@ -369,6 +382,9 @@ FL_CMD(geoadd)
         int i = first + e * 3 + 2, outcome;
         if (fl_geoset_add(gs, ctx->argv[i], ctx->argvlen[i],
                           (double)scores[e], flags, &outcome)) {
+            /* Never leave an empty set behind: Redis has no such keys. */
+            if (fl_geoset_card(gs) == 0)
+                (void)fl_db_del(ctx->server->db, ctx->argv[1], ctx->argvlen[1]);
             reply_oom(ctx);
             goto out;
         }
@@ -610,8 +626,11 @@ static void reply_matches(fl_cmd_ctx *ctx, const fl_geoset *gs,
     put_line(r, '*', (long long)res->n);
     for (size_t i = 0; i < res->n; i++) {
         const fl_geo_match *e = &res->v[i];
-        if (i + PREFETCH_AHEAD < res->n)
-            __builtin_prefetch(res->v[i + PREFETCH_AHEAD].m);
+        if (i + PREFETCH_AHEAD < res->n) {
+            const char *m = (const char *)res->v[i + PREFETCH_AHEAD].m;
+            __builtin_prefetch(m);
+            __builtin_prefetch(m + 24); /* records may straddle two lines */
+        }
         if (extra) put_line(r, '*', extra + 1);
         reply_member(r, e->m);
         if (o->withdist) reply_dist(r, e->dist / conv);
@@ -684,7 +703,8 @@ static void georadius_generic(fl_cmd_ctx *ctx, int src, int flags)
         }
         return;
     }
-    o.q.want_dist = o.withdist || (o.store_idx && o.storedist);
+    o.q.want_dist = o.withdist ? FL_GEO_DIST_PRINT :
+                    (o.store_idx && o.storedist) ? FL_GEO_DIST_EXACT : FL_GEO_DIST_NONE;
     fl_geo_result res = {NULL, 0, 0};
     if (fl_geoset_search(gs, &o.q, &res)) {
         fl_geo_result_free(&res);

@@ -401,6 +401,50 @@ void fl_geo_filter_init(fl_geo_filter *f, const fl_geo_shape *s)
     f->usable = 1;
 }
 
+/* Series for small angles (|x| <= 0.04): the first omitted terms are
+ * below 1e-17 relative, far under the rounding of the evaluation.
+ * Horner form with constant coefficients (no divisions). */
+static double sin_series(double x)
+{
+    double x2 = x * x;
+    return x * (1 + x2 * (-1.0 / 6 + x2 * (1.0 / 120 + x2 * (-1.0 / 5040 +
+                x2 * (1.0 / 362880)))));
+}
+
+static double cos_series(double x)
+{
+    double x2 = x * x;
+    return 1 + x2 * (-1.0 / 2 + x2 * (1.0 / 24 + x2 * (-1.0 / 720 +
+           x2 * (1.0 / 40320))));
+}
+
+static double asin_series(double z)
+{
+    double z2 = z * z;
+    return z * (1 + z2 * (1.0 / 6 + z2 * (3.0 / 40 + z2 * (5.0 / 112 +
+                z2 * (35.0 / 1152)))));
+}
+
+double fl_geo_filter_distance_approx(const fl_geo_filter *f, double lon,
+                                     double lat, int *exact)
+{
+    double lon2r = deg_rad(lon);
+    double lat2r = deg_rad(lat);
+    double y = (lon2r - f->lon0r) / 2;
+    /* sin(y) == 0 exactly when y == 0: Redis' shortcut, exact here too. */
+    *exact = y == 0;
+    if (y == 0) return FL_GEO_EARTH_RADIUS_M * fabs(lat2r - f->lat0r);
+    double dl = lat2r - f->lat0r;
+    if (fabs(dl) > 0.04 || fabs(y) > 0.02) return -1;
+    double u = sin_series(dl / 2);
+    double v = sin_series(y);
+    /* cos(lat) from the centre's cos/sin: no cancellation, as |lat| stays
+     * below 85.06 degrees while dl is small. */
+    double c2 = f->c0 * cos_series(dl) - f->s0 * sin_series(dl);
+    double a = u * u + f->c0 * c2 * v * v;
+    return 2.0 * FL_GEO_EARTH_RADIUS_M * asin_series(sqrt(a));
+}
+
 /* Longitude difference folded into [-180, 180]. */
 static double fold_lon(double d)
 {

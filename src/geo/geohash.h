@@ -159,6 +159,17 @@ double fl_geo_filter_distance(const fl_geo_filter *f, double lon, double lat);
  * degrees, any extent within one turn of longitude). */
 int fl_geo_filter_area(const fl_geo_filter *f, const fl_geo_area *a);
 
+/* Redis' distance from the centre computed without libm calls (the same
+ * radians, then Taylor series for the small angles): within
+ * FL_GEO_APPROX_REL * d + FL_GEO_APPROX_ABS meters of the exact value,
+ * or bit-exact when the longitudes are equal (Redis' own shortcut, taken
+ * here too; *exact is then 1, else 0). Returns -1 when the angles are too
+ * large for the series. */
+double fl_geo_filter_distance_approx(const fl_geo_filter *f, double lon,
+                                     double lat, int *exact);
+#define FL_GEO_APPROX_REL 1e-13
+#define FL_GEO_APPROX_ABS 1e-12
+
 /* Bounds on the haversine 'a' term from the centre to any point that can
  * decode inside area a (see fl_geo_filter_abounds). */
 void fl_geo_filter_area_abounds(const fl_geo_filter *f, const fl_geo_area *a,

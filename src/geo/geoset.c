@@ -9,29 +9,36 @@
  * Probing compares tags before touching a member, so a lookup usually
  * dereferences exactly one member. The table is kept 57-85% full with
  * capacities between powers of two, because at 8 bytes a slot it is the
- * largest per-member cost after the member itself. Names are hashed with SipHash-1-3 keyed
- * by a per-set seed, so colliding names cannot be prepared in advance.
+ * largest per-member cost after the member itself. Names are hashed with
+ * SipHash-1-3 keyed by a per-set seed, so colliding names cannot be
+ * prepared in advance.
  * Deletion shifts the following run back (no tombstones).
  *
  * The search follows Redis step by step where the result depends on it
  * (which cells, in which order, which points are in, how ties sort) and
  * takes shortcuts only where they provably cannot change the result:
- *  - each cell's score range is refined into sub-cells; a sub-cell that
- *    the conservative filter puts wholly outside is skipped in the index
- *    (a seek instead of a scan), one wholly inside is accepted without
- *    distance computations (when no distance is needed);
+ *  - each of Redis' cells that holds many members is split into its four
+ *    sub-cells, recursively; a sub-cell the conservative filter (geohash.h)
+ *    puts wholly outside the shape is skipped with a seek, one wholly
+ *    inside is taken without looking at its points (when no distance is
+ *    needed); sub-cells are visited in score order, so the order of the
+ *    matches is Redis' order;
  *  - remaining points are decided by cheap bounds, with Redis' exact test
  *    only when the bounds are unsure;
- *  - COUNT n without ANY: Redis computes every distance and partially
- *    sorts with its own quicksort (pqsort), whose placement of equal
- *    distances depends on the whole array. fleetd bounds every match,
- *    computes exact distances only for the few that can reach the top n,
- *    and uses that answer when it is unambiguous (no ties among the top
- *    n + 1); otherwise it computes all distances and runs the same
- *    partial quicksort algorithm as Redis on the same array, so ties come
- *    out in Redis' order;
+ *  - distances that are only printed (WITHDIST: four decimals) or used to
+ *    order come from a libm-free approximation with a proven error bound;
+ *    the exact value is computed where the approximation could print
+ *    differently or order two matches differently;
+ *  - COUNT n without ANY: Redis computes every match and partially sorts
+ *    them with its own quicksort (pqsort), whose placement of equal
+ *    distances depends on the whole array. fleetd searches best-first,
+ *    keeping a bounded heap of the n best bounds, visits only the cells
+ *    that can hold a top-n member, and answers when the n + 1 best have
+ *    distinct exact distances (then every correct sort agrees). Otherwise
+ *    it does what Redis does: all matches in Redis' order, then the same
+ *    partial quicksort algorithm, so ties come out in Redis' order;
  *  - full sorts: Redis calls glibc qsort, a stable merge sort for these
- *    sizes, so fleetd uses a stable merge sort.
+ *    sizes, so fleetd sorts stably too.
  */
 #include "geoset.h"
 
@@ -76,7 +83,7 @@ static uint64_t siphash13(uint64_t k0, uint64_t k1, const char *p, size_t n)
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
         uint64_t m = 0;
-        for (int j = 0; j < 8; j++) m |= (uint64_t)s[i + j] << (8 * j);
+        for (size_t j = 0; j < 8; j++) m |= (uint64_t)s[i + j] << (8 * j);
         v3 ^= m;
         SIPROUND;
         v0 ^= m;
@@ -508,7 +515,8 @@ void fl_geo_result_free(fl_geo_result *r)
     r->n = r->cap = 0;
 }
 
-static int result_push(fl_geo_result *r, const fl_zmember *m, double dist)
+static int result_push(fl_geo_result *r, const fl_zmember *m, double dist,
+                       int approx)
 {
     if (r->n == r->cap) {
         size_t nc = r->cap ? r->cap * 2 : 256;
@@ -522,6 +530,7 @@ static int result_push(fl_geo_result *r, const fl_zmember *m, double dist)
     e->m = m;
     e->dist = dist;
     e->alo = e->ahi = 0;
+    e->approx = approx;
     return 0;
 }
 
@@ -628,20 +637,38 @@ static int cell_class(const scan *s, fl_geo_cell c, int exact_only)
     return fl_geo_filter_area(&s->f, &a);
 }
 
+/* A match's distance: exact, or (PRINT) the cheap approximation when
+ * it applies, with *approx telling which. */
+static double sc_dist(const scan *s, const double xy[2], int mode, int *approx)
+{
+    *approx = 0;
+    if (mode == FL_GEO_DIST_PRINT) {
+        int exact;
+        double d = fl_geo_filter_distance_approx(&s->f, xy[0], xy[1], &exact);
+        if (d >= 0) {
+            *approx = !exact;
+            return d;
+        }
+    }
+    return fl_geo_filter_distance(&s->f, xy[0], xy[1]);
+}
+
 /* Decides the entry at cur: 1 when Redis counts it in the shape. xy gets
- * its point; *dist its exact distance when computed, else -1; ab (when
- * not NULL) its 'a' bounds. known_in: its cell is wholly inside. */
-static int sc_point(const scan *s, int known_in, int want_dist, double ab[2],
-                    double xy[2], double *dist)
+ * its point; *dist its distance when computed (dist_mode, see
+ * FL_GEO_DIST_*), else -1, and *approx whether that is approximate; ab
+ * (when not NULL) its 'a' bounds. known_in: its cell is wholly inside. */
+static int sc_point(const scan *s, int known_in, int dist_mode, double ab[2],
+                    double xy[2], double *dist, int *approx)
 {
     fl_geo_decode_score(geohash_of(s->gs, s->cur), xy);
     int cls = FL_GEO_IN;
     if (!known_in) cls = fl_geo_filter_point(&s->f, xy[0], xy[1], ab);
     else if (ab) fl_geo_filter_abounds(&s->f, xy[0], xy[1], &ab[0], &ab[1]);
     *dist = -1;
+    *approx = 0;
     if (cls == FL_GEO_OUT) return 0;
     if (cls == FL_GEO_UNSURE) return fl_geo_in_shape(s->shape, xy[0], xy[1], dist);
-    if (want_dist) *dist = fl_geo_filter_distance(&s->f, xy[0], xy[1]);
+    if (dist_mode) *dist = sc_dist(s, xy, dist_mode, approx);
     return 1;
 }
 
@@ -652,17 +679,19 @@ typedef struct walk {
     scan s;
     fl_geo_result *r;
     size_t limit;        /* ANY: stop at this many matches; 0 = none */
-    int dist_all;        /* exact distance for every match */
+    int dist_mode;       /* FL_GEO_DIST_*: distances for every match */
     int err;
     int done;
 } walk;
 
-static void wk_accept(walk *w, double dist)
+static void wk_accept(walk *w, double dist, int approx)
 {
     /* The reply will read the member's name: start that cache miss now,
-     * while the scan goes on. */
+     * while the scan goes on. A short record can still straddle two cache
+     * lines (it starts 16-byte aligned), so ask for both. */
     __builtin_prefetch(w->s.cur_m);
-    if (result_push(w->r, w->s.cur_m, dist)) {
+    __builtin_prefetch((const char *)w->s.cur_m + 24);
+    if (result_push(w->r, w->s.cur_m, dist, approx)) {
         w->err = -ENOMEM;
         return;
     }
@@ -675,11 +704,12 @@ static void wk_accept(walk *w, double dist)
 static void wk_run(walk *w, uint64_t hi, int all_in)
 {
     scan *s = &w->s;
-    int lazy = all_in && !w->dist_all;
+    int lazy = all_in && !w->dist_mode;
     while (s->have && s->cur < hi) {
         double xy[2], dist = -1;
-        if (lazy || sc_point(s, all_in, w->dist_all, NULL, xy, &dist)) {
-            wk_accept(w, dist);
+        int approx = 0;
+        if (lazy || sc_point(s, all_in, w->dist_mode, NULL, xy, &dist, &approx)) {
+            wk_accept(w, dist, approx);
             if (w->done || w->err) return;
         }
         sc_next(s);
@@ -705,21 +735,13 @@ static void wk_cell(walk *w, fl_geo_cell c)
     wk_run(w, hi, cls == FL_GEO_IN);
 }
 
-static int walk_redis_order(const fl_geoset *gs, const fl_geo_shape *shape,
-                            const fl_geo_cell *cells, const int *order,
-                            int ncells, size_t limit, int dist_all,
-                            fl_geo_result *r)
+static int walk_redis_order(walk *w, const fl_geo_cell *cells,
+                            const int *order, int ncells)
 {
-    walk w;
-    memset(&w, 0, sizeof(w));
-    sc_init(&w.s, gs, shape);
-    w.r = r;
-    w.limit = limit;
-    w.dist_all = dist_all;
-    r->n = 0;
-    for (int i = 0; i < ncells && !w.done && !w.err; i++)
-        wk_cell(&w, cells[order[i]]);
-    return w.err;
+    w->r->n = 0;
+    for (int i = 0; i < ncells && !w->done && !w->err; i++)
+        wk_cell(w, cells[order[i]]);
+    return w->err;
 }
 
 /* ---- search: ordering ---- */
@@ -841,8 +863,20 @@ static void psort(fl_geo_match *base, fl_geo_match *v, size_t n,
     }
 }
 
-/* Stable merge sort by distance (ascending or descending). */
-static int stable_sort(fl_geo_match *v, size_t n, int desc)
+typedef int match_before(const fl_geo_match *a, const fl_geo_match *b);
+
+static int dist_before_asc(const fl_geo_match *a, const fl_geo_match *b)
+{
+    return a->dist < b->dist;
+}
+
+static int dist_before_desc(const fl_geo_match *a, const fl_geo_match *b)
+{
+    return a->dist > b->dist;
+}
+
+/* Stable merge sort: b goes before a only when before(b, a). */
+static int msort(fl_geo_match *v, size_t n, match_before *before)
 {
     if (n < 2) return 0;
     fl_geo_match *tmp = malloc(n * sizeof(*tmp));
@@ -852,11 +886,8 @@ static int stable_sort(fl_geo_match *v, size_t n, int desc)
         for (size_t i = 0; i < n; i += 2 * w) {
             size_t a = i, am = i + w < n ? i + w : n, b = am;
             size_t bm = i + 2 * w < n ? i + 2 * w : n, o = i;
-            while (a < am && b < bm) {
-                int take_b = desc ? src[b].dist > src[a].dist
-                                  : src[b].dist < src[a].dist;
-                dst[o++] = take_b ? src[b++] : src[a++];
-            }
+            while (a < am && b < bm)
+                dst[o++] = before(&src[b], &src[a]) ? src[b++] : src[a++];
             while (a < am) dst[o++] = src[a++];
             while (b < bm) dst[o++] = src[b++];
         }
@@ -869,13 +900,88 @@ static int stable_sort(fl_geo_match *v, size_t n, int desc)
     return 0;
 }
 
+/* Stable sort by distance (ascending or descending). */
+static int stable_sort(fl_geo_match *v, size_t n, int desc)
+{
+    return msort(v, n, desc ? dist_before_desc : dist_before_asc);
+}
+
+static void exact_dist(const scan *s, fl_geo_match *e)
+{
+    double xy[2];
+    fl_geo_decode_score(geohash_of(s->gs, e->m->score), xy);
+    e->dist = fl_geo_filter_distance(&s->f, xy[0], xy[1]);
+    e->approx = 0;
+}
+
+/* Exact distances where they are missing or approximate. */
 static void fill_dists(const scan *s, fl_geo_match *v, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
-        if (v[i].dist >= 0) continue;
-        double xy[2];
-        fl_geo_decode_score(geohash_of(s->gs, v[i].m->score), xy);
-        v[i].dist = fl_geo_filter_distance(&s->f, xy[0], xy[1]);
+    for (size_t i = 0; i < n; i++)
+        if (v[i].dist < 0 || v[i].approx) exact_dist(s, &v[i]);
+}
+
+/* Distances close enough that approximations cannot order them. */
+static int too_close(double a, double b)
+{
+    double m = a > b ? a : b;
+    return fabs(a - b) <= 2 * (FL_GEO_APPROX_REL * m + FL_GEO_APPROX_ABS) * 1.01;
+}
+
+/* The scan position, kept in alo while sorting. */
+static int seq_before_asc(const fl_geo_match *a, const fl_geo_match *b)
+{
+    return a->dist < b->dist || (a->dist == b->dist && a->alo < b->alo);
+}
+
+static int seq_before_desc(const fl_geo_match *a, const fl_geo_match *b)
+{
+    return a->dist > b->dist || (a->dist == b->dist && a->alo < b->alo);
+}
+
+/*
+ * Sorts like a stable sort on Redis' exact distances, with approximate
+ * ones where that cannot matter: sort by the distances at hand, then every
+ * run of neighbours too close to be ordered by approximations gets exact
+ * distances and is re-sorted by (distance, scan position). Anything
+ * outside such a run is further away than both errors together, so its
+ * place does not depend on them.
+ */
+static int sort_by_dist(const scan *s, fl_geo_result *r, int desc)
+{
+    int any_approx = 0;
+    for (size_t i = 0; i < r->n; i++) {
+        r->v[i].alo = (double)i;
+        any_approx |= r->v[i].approx;
+    }
+    int rc = stable_sort(r->v, r->n, desc);
+    if (rc || !any_approx) return rc;
+    for (size_t i = 0; i < r->n;) {
+        size_t j = i;
+        int approx = r->v[i].approx;
+        while (j + 1 < r->n && too_close(r->v[j].dist, r->v[j + 1].dist))
+            approx |= r->v[++j].approx;
+        if (j > i && approx) {
+            fill_dists(s, r->v + i, j - i + 1);
+            rc = msort(r->v + i, j - i + 1, desc ? seq_before_desc : seq_before_asc);
+            if (rc) return rc;
+        }
+        i = j + 1;
+    }
+    return 0;
+}
+
+/* PRINT mode: an approximate distance stands only where it rounds to
+ * the same four decimals as the exact one would, whatever its error. */
+static void make_printable(const scan *s, fl_geo_result *r, double conv)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        fl_geo_match *e = &r->v[i];
+        if (!e->approx) continue;
+        double q = e->dist / conv * 10000.0;
+        double err = (FL_GEO_APPROX_REL * e->dist + FL_GEO_APPROX_ABS) / conv * 10000.0;
+        double frac = q - floor(q);
+        if (!(fabs(frac - 0.5) > 4 * err + 1e-9 * q + 1e-9)) exact_dist(s, e);
     }
 }
 
@@ -1013,8 +1119,9 @@ static void tn_scan(topn *t, uint64_t hi, int all_in)
     scan *s = &t->s;
     while (s->have && s->cur < hi) {
         double xy[2], ab[2], dist;
-        if (sc_point(s, all_in, 0, ab, xy, &dist)) {
-            if (result_push(t->r, s->cur_m, dist)) {
+        int approx;
+        if (sc_point(s, all_in, FL_GEO_DIST_NONE, ab, xy, &dist, &approx)) {
+            if (result_push(t->r, s->cur_m, dist, 0)) {
                 t->err = -ENOMEM;
                 return;
             }
@@ -1098,6 +1205,25 @@ static int top_n(const fl_geoset *gs, const fl_geo_shape *shape,
 
 /* ---- search: entry point ---- */
 
+/* Orders and truncates the walk's matches as Redis' reply would. */
+static int finish(walk *w, int sort, size_t count)
+{
+    fl_geo_result *r = w->r;
+    if (sort == FL_GEO_SORT_NONE) {
+        if (count && r->n > count) r->n = count;
+        return 0;
+    }
+    int desc = sort == FL_GEO_SORT_DESC;
+    if (count && count < r->n) {
+        /* Redis' partial sort, for its placement of equal distances. */
+        fill_dists(&w->s, r->v, r->n);
+        psort(r->v, r->v, r->n, desc ? cmp_desc : cmp_asc, 0, count - 1);
+        r->n = count;
+        return 0;
+    }
+    return sort_by_dist(&w->s, r, desc);
+}
+
 int fl_geoset_search(const fl_geoset *gs, const fl_geo_query *q,
                      fl_geo_result *r)
 {
@@ -1114,19 +1240,17 @@ int fl_geoset_search(const fl_geoset *gs, const fl_geo_query *q,
         int rc = top_n(gs, &q->shape, cells, order, ncells, count, desc, r);
         if (rc <= 0) return rc;
     }
-    int dist_all = sort != FL_GEO_SORT_NONE || q->want_dist;
-    int rc = walk_redis_order(gs, &q->shape, cells, order, ncells,
-                              q->any ? count : 0, dist_all, r);
-    if (rc) return rc;
-    if (sort == FL_GEO_SORT_NONE) {
-        if (count && r->n > count) r->n = count;
-        return 0;
-    }
-    if (count && count < r->n) {
-        /* Redis' partial sort, for its placement of equal distances. */
-        psort(r->v, r->v, r->n, desc ? cmp_desc : cmp_asc, 0, count - 1);
-        r->n = count;
-        return 0;
-    }
-    return stable_sort(r->v, r->n, desc);
+    walk w;
+    memset(&w, 0, sizeof(w));
+    sc_init(&w.s, gs, &q->shape);
+    w.r = r;
+    w.limit = q->any ? count : 0;
+    w.dist_mode = q->want_dist == FL_GEO_DIST_EXACT ? FL_GEO_DIST_EXACT :
+                  (q->want_dist || sort != FL_GEO_SORT_NONE) ? FL_GEO_DIST_PRINT :
+                  FL_GEO_DIST_NONE;
+    int rc = walk_redis_order(&w, cells, order, ncells);
+    if (rc == 0) rc = finish(&w, sort, count);
+    if (rc == 0 && q->want_dist == FL_GEO_DIST_PRINT)
+        make_printable(&w.s, r, q->shape.conversion);
+    return rc;
 }

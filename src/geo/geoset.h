@@ -102,20 +102,27 @@ void fl_geoset_seek_value(const fl_geoset *gs, double v, int strict,
 
 enum { FL_GEO_SORT_NONE = 0, FL_GEO_SORT_ASC = 1, FL_GEO_SORT_DESC = 2 };
 
+/* What the caller does with distances. PRINT: it prints d / conversion
+ * with four decimals the way Redis does (llrint of d * 10^4), so a
+ * distance may be an approximation that provably prints the same; EXACT:
+ * it needs the very double Redis computes (STOREDIST). */
+enum { FL_GEO_DIST_NONE = 0, FL_GEO_DIST_PRINT = 1, FL_GEO_DIST_EXACT = 2 };
+
 typedef struct fl_geo_query {
     fl_geo_shape shape;
     int sort;           /* as the client asked; COUNT without ANY implies
                            ASC exactly as in Redis, applied inside */
     long long count;    /* 0: unlimited */
     int any;            /* stop after `count` matches in scan order */
-    int want_dist;      /* the caller prints or stores distances */
+    int want_dist;      /* FL_GEO_DIST_* */
 } fl_geo_query;
 
 typedef struct fl_geo_match {
     const fl_zmember *m;
-    double dist;        /* meters; valid for every returned match when the
-                           query wanted distances or a sort */
+    double dist;        /* meters, for every returned match when the query
+                           wanted distances (see FL_GEO_DIST_*) */
     double alo, ahi;    /* scratch for the search */
+    int approx;         /* scratch: dist is an approximation */
 } fl_geo_match;
 
 /* Search results. Owned by the caller: zero-initialise, pass to any number
