@@ -33,14 +33,35 @@ echo "peer: $(redis-server --version | cut -d' ' -f1-3); fleetd $(build/fleetd -
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 field() { tr ' ' '\n' | grep "^$1=" | cut -d= -f2; }
 
-# measure NAME FIELD ARGS... : median of RUNS runs on each server, and the ratio
+# Server CPU time (user + system, in clock ticks) of a process.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+TICK_US=$((1000000 / $(getconf CLK_TCK)))
+
+# run_on PID PORT ARGS... : one run; prints "ops_per_sec server_cpu_us_per_op"
+run_on() {
+    local pid=$1 port=$2; shift 2
+    local c0 out ops c1
+    c0=$(cpu_ticks "$pid")
+    out=$($B --data "$DATA" --members "$MEMBERS" --port "$port" "$@")
+    c1=$(cpu_ticks "$pid")
+    ops=$(echo "$out" | tr ' ' '\n' | grep '^ops=' | cut -d= -f2)
+    echo "$(echo "$out" | field ops_per_sec) $(awk -v t=$((c1 - c0)) -v u=$TICK_US -v n="$ops" 'BEGIN{printf "%.2f", t*u/n}')"
+}
+
+# measure NAME ARGS... : median of RUNS runs on each server, throughput
+# ratio, and the server CPU each request cost (the ratio that matters when
+# the client, not the server, is the bottleneck).
 measure() {
-    local name=$1 fld=$2; shift 2
-    local r f
-    r=$(for _ in $(seq "$RUNS"); do $B --data "$DATA" --members "$MEMBERS" --port "$RPORT" "$@" | field "$fld"; done | median)
-    f=$(for _ in $(seq "$RUNS"); do $B --data "$DATA" --members "$MEMBERS" --port "$FPORT" "$@" | field "$fld"; done | median)
-    printf '%-44s redis %12s   fleetd %12s   ratio %s\n' "$name" "$r" "$f" \
-        "$(awk -v a="$f" -v b="$r" 'BEGIN{printf "%.2f", (b>0)?a/b:0}')"
+    local name=$1; shift
+    local rs fs r f rc fc
+    rs=$(for _ in $(seq "$RUNS"); do run_on $RPID "$RPORT" "$@"; done)
+    fs=$(for _ in $(seq "$RUNS"); do run_on $FPID "$FPORT" "$@"; done)
+    r=$(echo "$rs" | cut -d' ' -f1 | median); rc=$(echo "$rs" | cut -d' ' -f2 | median)
+    f=$(echo "$fs" | cut -d' ' -f1 | median); fc=$(echo "$fs" | cut -d' ' -f2 | median)
+    printf '%-46s redis %9s/s %8sus   fleetd %9s/s %8sus   throughput x%s  cpu/op x%s\n' \
+        "$name" "$r" "$rc" "$f" "$fc" \
+        "$(awk -v a="$f" -v b="$r" 'BEGIN{printf "%.2f", (b>0)?a/b:0}')" \
+        "$(awk -v a="$fc" -v b="$rc" 'BEGIN{printf "%.2f", (a>0)?b/a:0}')"
 }
 
 echo "== load $MEMBERS members (100 per GEOADD) and memory"
@@ -57,8 +78,9 @@ echo "== identical results (byte-for-byte replies, WITHDIST)"
 $B --data "$DATA" --members "$MEMBERS" --port "$RPORT" --port2 "$FPORT" --mode verify --requests 500
 $B --data "$DATA" --members "$MEMBERS" --port "$RPORT" --port2 "$FPORT" --mode verify --requests 500 --count 10
 
-echo "== throughput (median of $RUNS runs; ratio = fleetd / redis)"
-measure "GEOSEARCH BYRADIUS 1 km (50 conns)" ops_per_sec --mode search --conns 50 --requests 20000
-measure "GEOSEARCH BYRADIUS 1 km COUNT 10 (50 conns)" ops_per_sec --mode search --conns 50 --requests 20000 --count 10
-measure "GEOADD, no pipelining (50 conns)" ops_per_sec --mode geoadd --conns 50 --requests 300000 --key bench:add1
-measure "GEOADD, pipeline 32 (50 conns)" ops_per_sec --mode geoadd --conns 50 --pipeline 32 --requests 2000000 --key bench:add2
+echo "== throughput (median of $RUNS runs): requests/s and server CPU us per request"
+measure "GEOSEARCH BYRADIUS 1 km (50 conns)" --mode search --conns 50 --requests 20000
+measure "GEOSEARCH BYRADIUS 1 km COUNT 10 (50 conns)" --mode search --conns 50 --requests 20000 --count 10
+measure "GEOSEARCH BYRADIUS 1 km WITHDIST (50 conns)" --mode search --conns 50 --requests 20000 --withdist 1
+measure "GEOADD, no pipelining (50 conns)" --mode geoadd --conns 50 --requests 300000 --key bench:add1
+measure "GEOADD, pipeline 32 (50 conns)" --mode geoadd --conns 50 --pipeline 32 --requests 2000000 --key bench:add2

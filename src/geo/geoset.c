@@ -551,7 +551,9 @@ typedef struct scan {
     const fl_geo_shape *shape;
     fl_geo_filter f;
     fl_geo_range lon_r, lat_r;
-    fl_zit it;
+    fl_zit it;           /* positioned after the span sp */
+    const fl_zentry *sp; /* entries after cur in the current leaf */
+    size_t sp_n;
     uint64_t at;         /* cur is the first entry with stored score >= at */
     int have;            /* cur/cur_m hold that entry */
     uint64_t cur;
@@ -568,14 +570,28 @@ static void sc_init(scan *s, const fl_geoset *gs, const fl_geo_shape *shape)
     fl_geo_coord_ranges(&s->lon_r, &s->lat_r);
 }
 
+/* Steps through a leaf's entries in place: the per-entry cost of a scan
+ * is a pointer bump, and the tree is consulted once per leaf. */
 static void sc_next(scan *s)
 {
-    s->have = fl_zit_next(&s->it, &s->cur, &s->cur_m);
+    if (s->sp_n == 0) {
+        s->sp_n = fl_zit_span(&s->it, &s->sp);
+        if (s->sp_n == 0) {
+            s->have = 0;
+            return;
+        }
+    }
+    s->cur = s->sp->score;
+    s->cur_m = s->sp->m;
+    s->sp++;
+    s->sp_n--;
+    s->have = 1;
 }
 
 static void sc_seek(scan *s, uint64_t key)
 {
     fl_zindex_seek_score(s->gs->z, key, &s->it);
+    s->sp_n = 0;
     s->at = key;
     sc_next(s);
 }
@@ -600,10 +616,12 @@ static void sc_goto(scan *s, uint64_t key)
 static int sc_at_least(const scan *s, uint64_t hi, int n)
 {
     fl_zit it = s->it;
-    uint64_t sc;
-    fl_zmember *m;
-    for (int i = 1; i < n; i++)
-        if (!fl_zit_next(&it, &sc, &m) || sc >= hi) return 0;
+    const fl_zentry *sp = s->sp;
+    size_t left = s->sp_n;
+    for (int i = 1; i < n; i++, sp++, left--) {
+        if (left == 0 && (left = fl_zit_span(&it, &sp)) == 0) return 0;
+        if (sp->score >= hi) return 0;
+    }
     return 1;
 }
 

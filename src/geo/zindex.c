@@ -83,10 +83,7 @@
  * exceed it fails with -ENOMEM. */
 #define MAX_DEPTH 32
 
-typedef struct zentry {
-    uint64_t score;
-    fl_zmember *m;
-} zentry;
+typedef fl_zentry zentry;
 
 /* Common head of both node kinds, so a child pointer can be inspected
  * without knowing its kind. */
@@ -823,6 +820,22 @@ int fl_zit_next(fl_zit *it, uint64_t *score, fl_zmember **m)
     it->leaf = lf;
     it->pos = pos + 1;
     return 1;
+}
+
+size_t fl_zit_span(fl_zit *it, const fl_zentry **e)
+{
+    const zleaf *lf = it->leaf;
+    int pos = it->pos;
+    if (!lf) return 0;
+    while (pos >= (int)lf->h.n) {
+        if (!lf->next) return 0; /* stays at the end, like fl_zit_next */
+        lf = lf->next;
+        pos = 0;
+    }
+    *e = &lf->e[pos];
+    it->leaf = lf;
+    it->pos = (int)lf->h.n;
+    return lf->h.n - (size_t)pos;
 }
 
 int fl_zit_prev(fl_zit *it, uint64_t *score, fl_zmember **m)

@@ -31,6 +31,12 @@ typedef struct fl_zmember {
     char name[];
 } fl_zmember;
 
+/* One index entry: the score inline, so scans never touch the member. */
+typedef struct fl_zentry {
+    uint64_t score;
+    fl_zmember *m;
+} fl_zentry;
+
 /* Compares (score, name) like Redis' zset order: <0, 0, >0. */
 int fl_zmember_cmp(uint64_t score_a, const char *a, size_t alen,
                    uint64_t score_b, const char *b, size_t blen);
@@ -61,6 +67,11 @@ void fl_zindex_seek_rank(const fl_zindex *z, size_t rank, fl_zit *it);
 void fl_zindex_seek_score(const fl_zindex *z, uint64_t min_score, fl_zit *it);
 /* Returns the entry after the position and advances; 0 at the end. */
 int fl_zit_next(fl_zit *it, uint64_t *score, fl_zmember **m);
+/* Bulk form of fl_zit_next for tight scans: *e receives the entries from
+ * the position to the end of its leaf, the iterator moves past them, and
+ * their number is returned (0 at the end). The entries are borrowed and
+ * valid until the tree is modified. */
+size_t fl_zit_span(fl_zit *it, const fl_zentry **e);
 /* Returns the entry before the position and moves back; 0 at the start. */
 int fl_zit_prev(fl_zit *it, uint64_t *score, fl_zmember **m);
 
