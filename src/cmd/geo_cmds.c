@@ -184,65 +184,6 @@ static int arg_box(fl_cmd_ctx *ctx, int i, fl_geo_shape *s)
 /* ---- reply helpers ---- */
 
 /* Writes v in decimal at p; returns the length. */
-static size_t put_u64(char *p, uint64_t v)
-{
-    char tmp[20];
-    size_t n = 0;
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    for (size_t i = 0; i < n; i++) p[i] = tmp[n - 1 - i];
-    return n;
-}
-
-/* Room for n more bytes at the end of the reply; the common case (the
- * buffer already has it) stays inline. */
-static char *reply_room(fl_reply *r, size_t n)
-{
-    fl_buf *b = r->out;
-    return b->cap - b->len >= n ? b->data + b->len : fl_buf_reserve(b, n);
-}
-
-/* A length line ("*3\r\n", ":42\r\n") without snprintf: search replies
- * write thousands of them. */
-static void put_line(fl_reply *r, char type, long long v)
-{
-    char *p = reply_room(r, 24);
-    size_t k = 0;
-    p[k++] = type;
-    uint64_t u = (uint64_t)v;
-    if (v < 0) {
-        p[k++] = '-';
-        u = 0 - u;
-    }
-    k += put_u64(p + k, u);
-    p[k++] = '\r';
-    p[k++] = '\n';
-    r->out->len += k;
-}
-
-/* A bulk string, without snprintf: the search replies write thousands.
- * Member names are short, and a byte loop beats a libc memcpy call there. */
-static void put_bulk(fl_reply *r, const char *s, size_t n)
-{
-    char *p = reply_room(r, n + 26);
-    size_t k = 0;
-    p[k++] = '$';
-    k += put_u64(p + k, n);
-    p[k++] = '\r';
-    p[k++] = '\n';
-    if (n < 32) {
-        for (size_t i = 0; i < n; i++) p[k + i] = s[i];
-    } else {
-        memcpy(p + k, s, n);
-    }
-    k += n;
-    p[k++] = '\r';
-    p[k++] = '\n';
-    r->out->len += k;
-}
-
 /* Distances with four decimals as Redis 7.0's addReplyDoubleDistance
  * writes them (fixedpoint_d2string): d * 10^4 rounded to the nearest
  * integer with ties to even (llrint), then printed as a fixed-point
@@ -261,7 +202,7 @@ static size_t fmt_dist(double d, char *buf)
         buf[k++] = '-';
         u = 0 - u;
     }
-    k += put_u64(buf + k, u / 10000);
+    k += fl_fmt_u64(buf + k, u / 10000);
     unsigned f = (unsigned)(u % 10000);
     buf[k++] = '.';
     buf[k++] = (char)('0' + f / 1000);
@@ -274,7 +215,7 @@ static size_t fmt_dist(double d, char *buf)
 static void reply_dist(fl_reply *r, double d)
 {
     char buf[32];
-    put_bulk(r, buf, fmt_dist(d, buf));
+    fl_reply_bulk(r, buf, fmt_dist(d, buf));
 }
 
 /* Redis' ld2string(LD_STR_HUMAN) of a double: "%.17Lf" (the same digits
@@ -306,20 +247,15 @@ static void reply_human(fl_reply *r, double d)
     char buf[400];
     size_t n = fmt_human(d, buf, sizeof(buf));
     if (r->proto < 3) {
-        put_bulk(r, buf, n);
+        fl_reply_bulk(r, buf, n);
         return;
     }
-    char *p = fl_buf_reserve(r->out, n + 3);
-    p[0] = ',';
-    memcpy(p + 1, buf, n);
-    p[n + 1] = '\r';
-    p[n + 2] = '\n';
-    r->out->len += n + 3;
+    fl_reply_line(r, ',', buf, n);
 }
 
 static void reply_member(fl_reply *r, const fl_zmember *m)
 {
-    put_bulk(r, m->name, m->len);
+    fl_reply_bulk(r, m->name, m->len);
 }
 
 /* ---- GEOADD ---- */
@@ -430,7 +366,7 @@ FL_CMD(geohash)
         }
         char buf[12];
         fl_geo_hash_string(fl_geoset_geohash(gs, m), buf);
-        put_bulk(ctx->reply, buf, 11);
+        fl_reply_bulk(ctx->reply, buf, 11);
     }
 }
 
@@ -623,7 +559,7 @@ static void reply_matches(fl_cmd_ctx *ctx, const fl_geoset *gs,
     fl_reply *r = ctx->reply;
     int extra = o->withdist + o->withhash + o->withcoord;
     double conv = o->q.shape.conversion;
-    put_line(r, '*', (long long)res->n);
+    fl_reply_array(r, (long)res->n);
     for (size_t i = 0; i < res->n; i++) {
         const fl_geo_match *e = &res->v[i];
         if (i + PREFETCH_AHEAD < res->n) {
@@ -631,11 +567,11 @@ static void reply_matches(fl_cmd_ctx *ctx, const fl_geoset *gs,
             __builtin_prefetch(m);
             __builtin_prefetch(m + 24); /* records may straddle two lines */
         }
-        if (extra) put_line(r, '*', extra + 1);
+        if (extra) fl_reply_array(r, (long)(extra + 1));
         reply_member(r, e->m);
         if (o->withdist) reply_dist(r, e->dist / conv);
         if (o->withhash)
-            put_line(r, ':', (long long)fl_geoset_value(gs, e->m->score));
+            fl_reply_int(r, (long long)fl_geoset_value(gs, e->m->score));
         if (o->withcoord) {
             double xy[2];
             fl_geoset_point(gs, e->m, xy);

@@ -318,24 +318,60 @@ int fl_resp_parse(const char *in, size_t len, const fl_resp_limits *lim,
     return FL_RESP_OK;
 }
 
-/* ---- writer ---- */
+/* ---- writer ----
+ *
+ * Length lines and bulk strings are formatted by hand rather than with
+ * snprintf: a search reply writes thousands of them, and GEOADD's whole
+ * reply is one ":1\r\n". */
 
-static void put_len_line(fl_reply *r, char type, long long n)
+/* Room for n more bytes; the common case (already there) stays inline. */
+static char *room(fl_reply *r, size_t n)
 {
-    char tmp[32];
-    int k = snprintf(tmp, sizeof(tmp), "%c%lld\r\n", type, n);
-    fl_buf_append(r->out, tmp, (size_t)k);
+    fl_buf *b = r->out;
+    return b->cap - b->len >= n ? b->data + b->len : fl_buf_reserve(b, n);
 }
 
-void fl_reply_simple(fl_reply *r, const char *s)
+size_t fl_fmt_u64(char *p, uint64_t v)
 {
-    size_t n = strlen(s);
-    char *p = fl_buf_reserve(r->out, n + 3);
-    p[0] = '+';
+    char tmp[20];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++) p[i] = tmp[n - 1 - i];
+    return n;
+}
+
+static void put_len_line(fl_reply *r, char type, long long v)
+{
+    char *p = room(r, 24);
+    size_t k = 0;
+    p[k++] = type;
+    uint64_t u = (uint64_t)v;
+    if (v < 0) {
+        p[k++] = '-';
+        u = 0 - u;
+    }
+    k += fl_fmt_u64(p + k, u);
+    p[k++] = '\r';
+    p[k++] = '\n';
+    r->out->len += k;
+}
+
+void fl_reply_line(fl_reply *r, char type, const char *s, size_t n)
+{
+    char *p = room(r, n + 3);
+    p[0] = type;
     memcpy(p + 1, s, n);
     p[n + 1] = '\r';
     p[n + 2] = '\n';
     r->out->len += n + 3;
+}
+
+void fl_reply_simple(fl_reply *r, const char *s)
+{
+    fl_reply_line(r, '+', s, strlen(s));
 }
 
 void fl_reply_ok(fl_reply *r)
@@ -373,14 +409,17 @@ void fl_reply_int(fl_reply *r, long long v)
 
 void fl_reply_bulk(fl_reply *r, const void *p, size_t n)
 {
-    char tmp[32];
-    int k = snprintf(tmp, sizeof(tmp), "$%zu\r\n", n);
-    char *dst = fl_buf_reserve(r->out, (size_t)k + n + 2);
-    memcpy(dst, tmp, (size_t)k);
-    memcpy(dst + k, p, n);
-    dst[k + (int)n] = '\r';
-    dst[k + (int)n + 1] = '\n';
-    r->out->len += (size_t)k + n + 2;
+    char *d = room(r, n + 26);
+    size_t k = 0;
+    d[k++] = '$';
+    k += fl_fmt_u64(d + k, n);
+    d[k++] = '\r';
+    d[k++] = '\n';
+    memcpy(d + k, p, n);
+    k += n;
+    d[k++] = '\r';
+    d[k++] = '\n';
+    r->out->len += k;
 }
 
 void fl_reply_bulk_str(fl_reply *r, const char *s)
@@ -429,13 +468,8 @@ void fl_reply_double(fl_reply *r, double d)
     int k;
     if (isinf(d)) k = snprintf(tmp, sizeof(tmp), "%s", d > 0 ? "inf" : "-inf");
     else k = snprintf(tmp, sizeof(tmp), "%.17g", d);
-    if (r->proto >= 3) {
-        fl_buf_append(r->out, ",", 1);
-        fl_buf_append(r->out, tmp, (size_t)k);
-        fl_buf_append(r->out, "\r\n", 2);
-    } else {
-        fl_reply_bulk(r, tmp, (size_t)k);
-    }
+    if (r->proto >= 3) fl_reply_line(r, ',', tmp, (size_t)k);
+    else fl_reply_bulk(r, tmp, (size_t)k);
 }
 
 void fl_reply_verbatim(fl_reply *r, const char *p, size_t n)

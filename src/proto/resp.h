@@ -72,6 +72,10 @@ typedef struct fl_reply {
 } fl_reply;
 
 void fl_reply_simple(fl_reply *r, const char *s);          /* +s */
+/* One line of a given type: "<type><s>\r\n" (s must hold no CR or LF). */
+void fl_reply_line(fl_reply *r, char type, const char *s, size_t n);
+/* Writes v in decimal at p (room for 20 bytes); returns the length. */
+size_t fl_fmt_u64(char *p, uint64_t v);
 void fl_reply_ok(fl_reply *r);                             /* +OK */
 /* Error line. msg must begin with its code ("ERR ...", "WRONGTYPE ...");
  * CR and LF in msg are replaced by spaces, as Redis does. */
