@@ -34,6 +34,11 @@ check "COMMAND COUNT" '[ "$(cli COMMAND COUNT)" -gt 30 ]'
 check "healthz" 'curl -sf localhost:$H/healthz | grep -q ok'
 check "readyz" 'curl -sf localhost:$H/readyz >/dev/null'
 check "404 problem+json" 'curl -s -o /dev/null -w "%{http_code} %{content_type}" localhost:$H/nope | grep -q "404 application/problem+json"'
+check "405 with Allow" 'curl -s -X DELETE -D - -o /dev/null localhost:$H/metrics | grep -qi "^Allow: GET, HEAD"'
+check "405 problem+json body" 'curl -s -X POST localhost:$H/metrics | grep -q "\"status\":405"'
+head -c 200000 /dev/zero > "$tmp/big.bin"
+check "oversized body refused" '[ "$(curl -s -o /dev/null -w "%{http_code}" -X GET --data-binary @$tmp/big.bin localhost:$H/metrics)" = 413 ]'
+check "HEAD /metrics" 'curl -sfI localhost:$H/metrics | grep -qi "text/plain"'
 curl -sf localhost:$H/metrics > "$tmp/metrics.txt"
 check "metrics served" '[ -s $tmp/metrics.txt ]'
 check "promtool check metrics" 'promtool check metrics < $tmp/metrics.txt'
