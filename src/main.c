@@ -119,11 +119,17 @@ static int parse_args(int argc, char **argv, fl_config *cfg)
  * publishes them for the HTTP thread's /metrics. */
 static void publish_gauges(uv_timer_t *t)
 {
+    static unsigned ticks;
+    static uint64_t used, rss;
     fl_server *s = t->data;
     fl_gauges g = {0};
     g.connected_clients = s->hooks.clients_connected(s->hooks.ud);
     g.keys = fl_db_size(s->db);
-    s->hooks.memory(s->hooks.ud, &g.used_memory_bytes, &g.rss_bytes);
+    /* mallinfo2 walks the allocator's free lists under its locks: once a
+     * second is enough for a memory gauge. */
+    if (ticks++ % 10 == 0) s->hooks.memory(s->hooks.ud, &used, &rss);
+    g.used_memory_bytes = used;
+    g.rss_bytes = rss;
     g.geo_members = fl_db_geo_members(s->db);
     fl_gauges_publish(&s->gauges, &g);
 }

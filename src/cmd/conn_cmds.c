@@ -118,29 +118,9 @@ static void hello_reply(fl_cmd_ctx *ctx)
     fl_reply_array(r, 0);
 }
 
-/* Parses HELLO's options; returns 0 when all were valid (and applied). */
-static int hello_options(fl_cmd_ctx *ctx, int *auth_given)
-{
-    int name_i = -1;
-    for (int i = 2; i < ctx->argc; i++) {
-        int more = ctx->argc - i - 1;
-        if (fl_arg_eq(ctx, i, "AUTH") && more >= 2) {
-            if (check_credentials(ctx, i + 1, i + 2) != 0) return -1;
-            *auth_given = 1;
-            i += 2;
-        } else if (fl_arg_eq(ctx, i, "SETNAME") && more >= 1) {
-            name_i = ++i;
-        } else {
-            fl_reply_errorf(ctx->reply, "ERR Syntax error in HELLO option '%.*s'",
-                            (int)(ctx->argvlen[i] < 128 ? ctx->argvlen[i] : 128),
-                            ctx->argv[i]);
-            return -1;
-        }
-    }
-    if (name_i > 0 && set_client_name(ctx, name_i) != 0) return -1;
-    return 0;
-}
-
+/* HELLO in Redis 7.0's order: every option is parsed before anything
+ * changes, then AUTH, then the authentication check, then SETNAME, so a
+ * refused HELLO leaves the session as it was. */
 FL_CMD(hello)
 {
     long long ver = ctx->session->proto;
@@ -155,9 +135,23 @@ FL_CMD(hello)
             return;
         }
     }
-    int auth_given = 0;
-    if (hello_options(ctx, &auth_given) != 0) return;
-    if (!ctx->session->authenticated) {
+    int auth_i = -1, name_i = -1;
+    for (int i = 2; i < ctx->argc; i++) {
+        int more = ctx->argc - i - 1;
+        if (fl_arg_eq(ctx, i, "AUTH") && more >= 2) {
+            auth_i = i + 1;
+            i += 2;
+        } else if (fl_arg_eq(ctx, i, "SETNAME") && more >= 1) {
+            name_i = ++i;
+        } else {
+            fl_reply_errorf(ctx->reply, "ERR Syntax error in HELLO option '%.*s'",
+                            (int)(ctx->argvlen[i] < 128 ? ctx->argvlen[i] : 128),
+                            ctx->argv[i]);
+            return;
+        }
+    }
+    if (auth_i > 0 && check_credentials(ctx, auth_i, auth_i + 1) != 0) return;
+    if (ctx->server->cfg.requirepass[0] && !ctx->session->authenticated) {
         fl_reply_error(ctx->reply,
             "NOAUTH HELLO must be called with the client already "
             "authenticated, otherwise the HELLO <proto> AUTH <user> <pass> "
@@ -165,6 +159,7 @@ FL_CMD(hello)
             "RESP protocol version at the same time");
         return;
     }
+    if (name_i > 0 && set_client_name(ctx, name_i) != 0) return;
     ctx->session->proto = (int)ver;
     ctx->reply->proto = (int)ver;
     hello_reply(ctx);
@@ -229,49 +224,89 @@ static void client_list(fl_cmd_ctx *ctx)
     fl_buf_free(&out);
 }
 
+/* Copies argument i into a NUL-terminated buffer of n bytes. */
+static void arg_copy(const fl_cmd_ctx *ctx, int i, char *out, size_t n)
+{
+    size_t len = ctx->argvlen[i] < n - 1 ? ctx->argvlen[i] : n - 1;
+    memcpy(out, ctx->argv[i], len);
+    out[len] = '\0';
+}
+
+typedef struct kill_filter {
+    long long id;
+    const char *addr, *laddr;
+    int skipme;
+    int match_none; /* a TYPE or USER no fleetd client can have */
+} kill_filter;
+
+/* Parses the filters of the new form; 0, or -1 after replying. */
+static int kill_filters(fl_cmd_ctx *ctx, kill_filter *f, char *addr,
+                        char *laddr, size_t n)
+{
+    for (int i = 2; i < ctx->argc; i += 2) {
+        if (i + 1 >= ctx->argc) goto syntax;
+        if (fl_arg_eq(ctx, i, "ID")) {
+            if (fl_parse_ll(ctx->argv[i + 1], ctx->argvlen[i + 1], &f->id) != 0 ||
+                f->id <= 0) {
+                fl_reply_error(ctx->reply, "ERR client-id should be greater than 0");
+                return -1;
+            }
+        } else if (fl_arg_eq(ctx, i, "ADDR")) {
+            arg_copy(ctx, i + 1, addr, n);
+            f->addr = addr;
+        } else if (fl_arg_eq(ctx, i, "LADDR")) {
+            arg_copy(ctx, i + 1, laddr, n);
+            f->laddr = laddr;
+        } else if (fl_arg_eq(ctx, i, "SKIPME")) {
+            if (fl_arg_eq(ctx, i + 1, "yes")) f->skipme = 1;
+            else if (fl_arg_eq(ctx, i + 1, "no")) f->skipme = 0;
+            else goto syntax;
+        } else if (fl_arg_eq(ctx, i, "TYPE")) {
+            if (fl_arg_eq(ctx, i + 1, "master") || fl_arg_eq(ctx, i + 1, "replica") ||
+                fl_arg_eq(ctx, i + 1, "slave") || fl_arg_eq(ctx, i + 1, "pubsub")) {
+                f->match_none = 1;
+            } else if (!fl_arg_eq(ctx, i + 1, "normal")) {
+                fl_reply_errorf(ctx->reply, "ERR Unknown client type '%.*s'",
+                                (int)(ctx->argvlen[i + 1] < 128 ? ctx->argvlen[i + 1] : 128),
+                                ctx->argv[i + 1]);
+                return -1;
+            }
+        } else if (fl_arg_eq(ctx, i, "USER")) {
+            if (!fl_arg_eq(ctx, i + 1, "default")) {
+                fl_reply_errorf(ctx->reply, "ERR No such user '%.*s'",
+                                (int)(ctx->argvlen[i + 1] < 128 ? ctx->argvlen[i + 1] : 128),
+                                ctx->argv[i + 1]);
+                return -1;
+            }
+        } else {
+            goto syntax;
+        }
+    }
+    return 0;
+syntax:
+    fl_reply_syntax_error(ctx);
+    return -1;
+}
+
 static void client_kill(fl_cmd_ctx *ctx)
 {
-    char addr[128];
+    char addr[128], laddr[128];
     fl_server_hooks *h = &ctx->server->hooks;
-    if (ctx->argc == 3) { /* old form: CLIENT KILL addr:port */
-        size_t n = ctx->argvlen[2] < sizeof(addr) - 1 ? ctx->argvlen[2]
-                                                      : sizeof(addr) - 1;
-        memcpy(addr, ctx->argv[2], n);
-        addr[n] = '\0';
-        if (h->client_kill(h->ud, 0, addr) == 0) {
+    if (ctx->argc == 3) { /* old form: CLIENT KILL addr:port, self included */
+        arg_copy(ctx, 2, addr, sizeof(addr));
+        if (h->client_kill(h->ud, 0, addr, NULL, 0) == 0) {
             fl_reply_error(ctx->reply, "ERR No such client");
             return;
         }
         fl_reply_ok(ctx->reply);
         return;
     }
-    long long id = 0;
-    int have_addr = 0;
-    for (int i = 2; i < ctx->argc; i += 2) {
-        if (i + 1 >= ctx->argc) {
-            fl_reply_syntax_error(ctx);
-            return;
-        }
-        if (fl_arg_eq(ctx, i, "ID")) {
-            if (fl_parse_ll(ctx->argv[i + 1], ctx->argvlen[i + 1], &id) != 0 ||
-                id <= 0) {
-                fl_reply_error(ctx->reply, "ERR client-id should be greater than 0");
-                return;
-            }
-        } else if (fl_arg_eq(ctx, i, "ADDR")) {
-            size_t n = ctx->argvlen[i + 1] < sizeof(addr) - 1
-                           ? ctx->argvlen[i + 1] : sizeof(addr) - 1;
-            memcpy(addr, ctx->argv[i + 1], n);
-            addr[n] = '\0';
-            have_addr = 1;
-        } else if (!fl_arg_eq(ctx, i, "SKIPME") && !fl_arg_eq(ctx, i, "TYPE") &&
-                   !fl_arg_eq(ctx, i, "USER") && !fl_arg_eq(ctx, i, "LADDR")) {
-            fl_reply_syntax_error(ctx);
-            return;
-        }
-    }
-    fl_reply_int(ctx->reply,
-                 h->client_kill(h->ud, (uint64_t)id, have_addr ? addr : NULL));
+    kill_filter f = {0, NULL, NULL, 1, 0};
+    if (kill_filters(ctx, &f, addr, laddr, sizeof(addr)) != 0) return;
+    long killed = f.match_none ? 0
+        : h->client_kill(h->ud, (uint64_t)f.id, f.addr, f.laddr,
+                         f.skipme ? ctx->session->id : 0);
+    fl_reply_int(ctx->reply, killed);
 }
 
 static const char *client_help[] = {

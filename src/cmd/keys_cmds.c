@@ -7,6 +7,7 @@
  * fleetd has no key expiry; SET's expiry options are refused with a clear
  * error instead of being silently ignored.
  */
+#include <errno.h>
 #include <fnmatch.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,8 +140,9 @@ static int parse_cursor(const char *p, size_t n, uint64_t *out)
     for (size_t i = 0; i < n; i++)
         if (tmp[i] < '0' || tmp[i] > '9') return -1;
     char *end;
+    errno = 0;
     *out = strtoull(tmp, &end, 10);
-    return *end == '\0' ? 0 : -1;
+    return *end == '\0' && errno == 0 ? 0 : -1;
 }
 
 FL_CMD(scan)

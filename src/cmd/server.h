@@ -46,9 +46,12 @@ typedef struct fl_server_hooks {
     void *ud;
     /* Appends one line per client in CLIENT LIST format. */
     void (*client_list)(void *ud, fl_buf *out);
-    /* Kills clients matching: id (when id != 0) or addr (when non-NULL).
-     * Returns how many were killed. */
-    long (*client_kill)(void *ud, uint64_t id, const char *addr);
+    /* Kills the clients matching every given filter: id (when != 0),
+     * addr and laddr (when non-NULL); no filter matches every client.
+     * The client whose id is skip_id (when != 0) is spared. Returns how
+     * many were killed. */
+    long (*client_kill)(void *ud, uint64_t id, const char *addr,
+                        const char *laddr, uint64_t skip_id);
     size_t (*clients_connected)(void *ud);
     size_t (*clients_output_bytes)(void *ud);
     /* Heap bytes in use and resident set size of the process. */

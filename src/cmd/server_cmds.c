@@ -77,8 +77,9 @@ static const cfg_param cfg_params[] = {
     {"maxclients", CFG_INT, OFF(maxclients), 1, 1000000, 1, NULL},
     {"port", CFG_INT, OFF(port), 0, 65535, 0, NULL},
     {"proto-inline-max-size", CFG_INT, OFF(max_inline), 1, 1LL << 30, 1, NULL},
+    /* Below 2 GiB: arguments are printed with %.*s, which takes an int. */
     {"proto-max-bulk-len", CFG_INT, OFF(proto_max_bulk_len), 1024 * 1024,
-     1LL << 40, 1, NULL},
+     2147483647LL - 2, 1, NULL},
     {"requirepass", CFG_STR, OFF(requirepass), 0, 0, 1, NULL},
     {"save", CFG_CONST, 0, 0, 0, 0, ""},
     {"timeout", CFG_INT, OFF(timeout), 0, 1LL << 31, 1, NULL},
@@ -243,6 +244,13 @@ int fl_config_set_param(fl_config *c, const char *name, const char *value,
     return 0;
 }
 
+static void zero_words(void *p, size_t bytes)
+{
+    uint64_t *w = p;
+    for (size_t i = 0; i < bytes / sizeof(*w); i++)
+        __atomic_store_n(&w[i], 0, __ATOMIC_RELAXED);
+}
+
 FL_CMD(config)
 {
     if (fl_arg_eq(ctx, 1, "GET")) {
@@ -251,9 +259,11 @@ FL_CMD(config)
     } else if (fl_arg_eq(ctx, 1, "SET")) {
         config_set(ctx);
     } else if (fl_arg_eq(ctx, 1, "RESETSTAT")) {
+        /* Word by word with atomic stores: the metrics thread may be
+         * reading these counters right now. */
         fl_server *s = ctx->server;
-        memset(s->cmd_stats, 0, fl_commands_count * sizeof(*s->cmd_stats));
-        memset(&s->stats, 0, sizeof(s->stats));
+        zero_words(s->cmd_stats, fl_commands_count * sizeof(*s->cmd_stats));
+        zero_words(&s->stats, sizeof(s->stats));
         fl_reply_ok(ctx->reply);
     } else if (fl_arg_eq(ctx, 1, "HELP")) {
         fl_reply_array(ctx->reply, 4);

@@ -156,15 +156,18 @@ const fl_command *fl_cmd_dispatch(fl_cmd_ctx *ctx)
         return NULL;
     }
     fl_cmd_stats *st = &s->cmd_stats[fl_cmd_index(c)];
-    if (!ctx->session->authenticated && !(c->flags & FL_CMD_NOAUTH)) {
-        FL_STAT_INC(st->rejected);
-        fl_reply_error(ctx->reply, "NOAUTH Authentication required.");
-        return NULL;
-    }
+    /* Redis 7.0's order: arity first, then authentication. A session that
+     * has not authenticated is let through once requirepass is cleared. */
     if ((c->arity > 0 && ctx->argc != c->arity) ||
         (c->arity < 0 && ctx->argc < -c->arity)) {
         FL_STAT_INC(st->rejected);
         fl_reply_arity_error(ctx, c->name);
+        return NULL;
+    }
+    if (s->cfg.requirepass[0] && !ctx->session->authenticated &&
+        !(c->flags & FL_CMD_NOAUTH)) {
+        FL_STAT_INC(st->rejected);
+        fl_reply_error(ctx->reply, "NOAUTH Authentication required.");
         return NULL;
     }
     int errors_before = ctx->reply->errors;

@@ -28,6 +28,11 @@
 
 #define FL_READ_CHUNK (16 * 1024)
 #define FL_OUT_PAUSE (1024 * 1024)
+#define FL_READ_MAX (256 * 1024)
+#define FL_WRITE_MAX (1u << 30) /* uv_buf_t lengths are unsigned int */
+/* Buffers that grew past this are released once empty, so one large
+ * request or reply does not pin its peak size for the connection's life. */
+#define FL_BUF_KEEP (64 * 1024)
 
 typedef struct fl_client {
     uv_tcp_t tcp;              /* first: the handle's address is the client */
@@ -95,7 +100,8 @@ static void client_write_done(uv_write_t *req, int status);
 static void client_flush(fl_client *c)
 {
     if (c->closing || c->writing || c->out.len == 0) return;
-    uv_buf_t b = uv_buf_init(c->out.data, (unsigned)c->out.len);
+    size_t len = c->out.len < FL_WRITE_MAX ? c->out.len : FL_WRITE_MAX;
+    uv_buf_t b = uv_buf_init(c->out.data, (unsigned)len);
     int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
     if (n == UV_EAGAIN) n = 0;
     if (n < 0) {
@@ -104,7 +110,10 @@ static void client_flush(fl_client *c)
     }
     FL_STAT_ADD(c->rs->srv->stats.net_output_bytes, (uint64_t)n);
     fl_buf_consume(&c->out, (size_t)n);
-    if (c->out.len == 0) return;
+    if (c->out.len == 0) {
+        if (c->out.cap > FL_BUF_KEEP) fl_buf_free(&c->out);
+        return;
+    }
     fl_buf tmp = c->wire;     /* swap: out goes on the wire */
     c->wire = c->out;
     c->out = tmp;
@@ -140,6 +149,9 @@ static void client_write_done(uv_write_t *req, int status)
     }
     FL_STAT_ADD(c->rs->srv->stats.net_output_bytes, c->wire.len);
     c->wire.len = 0;
+    if (c->wire.cap > FL_BUF_KEEP) fl_buf_free(&c->wire);
+    /* A client whose replies are draining is not idle. */
+    c->last_active_ms = uv_now(c->rs->loop);
     if (c->sess.close_after_reply && c->out.len == 0) {
         client_close(c);
         return;
@@ -154,7 +166,11 @@ static void client_alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
     fl_client *c = (fl_client *)h;
     char *p = fl_buf_reserve(&c->in, FL_READ_CHUNK);
     buf->base = p;
-    buf->len = c->in.cap - c->in.len;
+    /* Bounded reads keep one pipelining client from running an unbounded
+     * batch while others wait; a large bulk is simply read in more calls
+     * (the parser resumes where it stopped). */
+    size_t room = c->in.cap - c->in.len;
+    buf->len = room < FL_READ_MAX ? room : FL_READ_MAX;
 }
 
 /* Runs one parsed command and records its latency. */
@@ -206,7 +222,11 @@ static void client_process(fl_client *c)
         }
         if (c->cmd.argc > 0) client_exec(c, now_us);
         c->in_pos += used;
-        if (c->out.len + c->wire.len > (size_t)c->rs->srv->cfg.client_output_limit) {
+        /* 0 means no limit, as in Redis; even then one connection may not
+         * queue more than one socket write can carry. */
+        long long limit = c->rs->srv->cfg.client_output_limit;
+        size_t cap = limit > 0 && limit < FL_WRITE_MAX ? (size_t)limit : FL_WRITE_MAX;
+        if (c->out.len + c->wire.len > cap) {
             FL_STAT_INC(c->rs->srv->stats.output_limit_disconnects);
             client_close(c);
             return;
@@ -214,6 +234,7 @@ static void client_process(fl_client *c)
     }
     fl_buf_consume(&c->in, c->in_pos);
     c->in_pos = 0;
+    if (c->in.len == 0 && c->in.cap > FL_BUF_KEEP) fl_buf_free(&c->in);
     if (c->in.len > (size_t)c->rs->srv->cfg.max_query_buffer) {
         FL_STAT_INC(c->rs->srv->stats.protocol_errors);
         client_close(c);
@@ -232,7 +253,12 @@ static void client_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     c->in.len += (size_t)nread;
     FL_STAT_ADD(c->rs->srv->stats.net_input_bytes, (uint64_t)nread);
     c->last_active_ms = uv_now(c->rs->loop);
-    if (c->sess.close_after_reply) return; /* discard input after QUIT */
+    if (c->sess.close_after_reply) {
+        /* After QUIT or a protocol error nothing more is read: input is
+         * dropped, not buffered, while the last replies drain. */
+        c->in.len = 0;
+        return;
+    }
     client_process(c);
     if (c->closing) return;
     client_flush(c);
@@ -240,6 +266,10 @@ static void client_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (c->sess.close_after_reply && !c->writing) {
         client_close(c);
         return;
+    }
+    if (c->sess.close_after_reply && c->reading) {
+        uv_read_stop(s);
+        c->reading = 0;
     }
     if (c->out.len + c->wire.len >= FL_OUT_PAUSE && c->reading) {
         uv_read_stop(s);
@@ -264,7 +294,8 @@ static void fill_addr(uv_tcp_t *tcp, int peer, char *out, size_t n)
         uv_ip6_name(a, ip, sizeof(ip));
         port = ntohs(a->sin6_port);
     }
-    snprintf(out, n, "%s:%d", ip, port);
+    if (strchr(ip, ':')) snprintf(out, n, "[%s]:%d", ip, port); /* as Redis */
+    else snprintf(out, n, "%s:%d", ip, port);
 }
 
 static void refuse_client(fl_resp_server *rs, fl_client *c)
@@ -339,7 +370,8 @@ static void hook_client_list(void *ud, fl_buf *out)
     }
 }
 
-static long hook_client_kill(void *ud, uint64_t id, const char *addr)
+static long hook_client_kill(void *ud, uint64_t id, const char *addr,
+                             const char *laddr, uint64_t skip_id)
 {
     fl_resp_server *rs = ud;
     long killed = 0;
@@ -347,9 +379,13 @@ static long hook_client_kill(void *ud, uint64_t id, const char *addr)
     while (c) {
         fl_client *next = c->next;
         int match = (id == 0 || c->sess.id == id) &&
-                    (!addr || strcmp(addr, c->sess.addr) == 0) && (id || addr);
+                    (!addr || strcmp(addr, c->sess.addr) == 0) &&
+                    (!laddr || strcmp(laddr, c->sess.laddr) == 0) &&
+                    c->sess.id != skip_id && !c->sess.close_after_reply;
         if (match) {
             killed++;
+            /* The running client cannot be freed under its own command:
+             * it is closed once its reply is written. */
             if (c == rs->current) c->sess.close_after_reply = 1;
             else client_close(c);
         }
@@ -390,7 +426,9 @@ static void cron_tick(uv_timer_t *t)
     fl_client *c = rs->clients;
     while (c) {
         fl_client *next = c->next;
-        if (!c->writing && now - c->last_active_ms > (uint64_t)timeout * 1000) {
+        /* A client that neither sends nor takes its replies for the
+         * whole timeout is closed too: a pending write does not exempt it. */
+        if (now - c->last_active_ms > (uint64_t)timeout * 1000) {
             FL_STAT_INC(rs->srv->stats.idle_disconnects);
             client_close(c);
         }

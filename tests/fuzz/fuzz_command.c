@@ -21,11 +21,13 @@ static void list_hook(void *ud, fl_buf *out)
     (void)ud;
     fl_buf_append_str(out, "id=1 addr=127.0.0.1:1 name=\n");
 }
-static long kill_hook(void *ud, uint64_t id, const char *addr)
+static long kill_hook(void *ud, uint64_t id, const char *addr,
+                      const char *laddr, uint64_t skip_id)
 {
     (void)ud;
     (void)addr;
-    return id == 1;
+    (void)laddr;
+    return id == 1 && skip_id != 1;
 }
 static size_t count_hook(void *ud) { (void)ud; return 1; }
 static void mem_hook(void *ud, uint64_t *used, uint64_t *rss)

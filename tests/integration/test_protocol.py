@@ -127,6 +127,8 @@ def test_client_cmds(srv):
     a.call("CLIENT", "SETNAME", "alpha")
     lst = a.call("CLIENT", "LIST")
     res.check(b"name=alpha" in lst, "CLIENT LIST shows the name")
+    aid = int(a.call("CLIENT", "ID")[1:-2])
+    res.check(a.call("CLIENT", "KILL", "ID", str(aid)) == b":0\r\n", "SKIPME yes by default")
     bid = int(b.call("CLIENT", "ID")[1:-2])
     res.check(a.call("CLIENT", "KILL", "ID", str(bid)) == b":1\r\n", "CLIENT KILL ID")
     res.check(b.closed_by_peer(), "killed client is closed")
@@ -181,7 +183,13 @@ def test_maxclients_timeout_auth():
     extra.close()
     time.sleep(0.2)
     c = Conn(srv.port)
+    res.check(c.call("GET") == b"-ERR wrong number of arguments for 'get' command\r\n",
+              "arity is checked before auth, as in Redis")
     res.check(c.call("PING") == b"-NOAUTH Authentication required.\r\n", "NOAUTH")
+    r = c.call("HELLO", "3", "AUTH", "default", "s3cret", "BOGUS")
+    res.check(r.startswith(b"-ERR Syntax error in HELLO option"), "HELLO bad option")
+    res.check(c.call("PING") == b"-NOAUTH Authentication required.\r\n",
+              "a refused HELLO does not authenticate")
     res.check(c.call("AUTH", "wrong").startswith(b"-WRONGPASS"), "WRONGPASS")
     res.check(c.call("AUTH", "s3cret") == b"+OK\r\n", "AUTH ok")
     res.check(c.call("PING") == b"+PONG\r\n", "after AUTH")
@@ -196,6 +204,16 @@ def test_maxclients_timeout_auth():
     u.close()
     idle = Conn(srv.port)
     res.check(idle.closed_by_peer(timeout=4), "idle client closed by --timeout")
+    waiting = Conn(srv.port)
+    admin = Conn(srv.port)
+    admin.call("AUTH", "s3cret")
+    res.check(admin.call("CONFIG", "SET", "requirepass", "") == b"+OK\r\n", "clear password")
+    res.check(waiting.call("PING") == b"+PONG\r\n", "waiting client let in once password cleared")
+    res.check(admin.call("CONFIG", "SET", "client-output-buffer-limit", "normal 0 0 0") == b"+OK\r\n",
+              "output limit 0")
+    res.check(admin.call("PING") == b"+PONG\r\n", "output limit 0 means no limit")
+    waiting.close()
+    admin.close()
     res.check(srv.stop() == 0, "clean exit")
 
 
