@@ -334,40 +334,49 @@ out:
 
 /* ---- GEOPOS, GEOHASH, GEODIST ---- */
 
-FL_CMD(geopos)
+/* GEOPOS and GEOHASH: one reply per member argument, a null for a member
+ * (or key) that is not there. */
+typedef void member_reply_fn(fl_reply *r, const fl_geoset *gs,
+                             const fl_zmember *m);
+
+static void reply_per_member(fl_cmd_ctx *ctx, int null_array,
+                             member_reply_fn *fn)
 {
     fl_geoset *gs;
     if (lookup_geo(ctx, 1, &gs)) return;
     fl_reply_array(ctx->reply, ctx->argc - 2);
     for (int i = 2; i < ctx->argc; i++) {
         const fl_zmember *m = gs ? fl_geoset_find(gs, ctx->argv[i], ctx->argvlen[i]) : NULL;
-        if (!m) {
-            fl_reply_null_array(ctx->reply);
-            continue;
-        }
-        double xy[2];
-        fl_geoset_point(gs, m, xy);
-        fl_reply_array(ctx->reply, 2);
-        reply_human(ctx->reply, xy[0]);
-        reply_human(ctx->reply, xy[1]);
+        if (m) fn(ctx->reply, gs, m);
+        else if (null_array) fl_reply_null_array(ctx->reply);
+        else fl_reply_null(ctx->reply);
     }
+}
+
+static void reply_position(fl_reply *r, const fl_geoset *gs, const fl_zmember *m)
+{
+    double xy[2];
+    fl_geoset_point(gs, m, xy);
+    fl_reply_array(r, 2);
+    reply_human(r, xy[0]);
+    reply_human(r, xy[1]);
+}
+
+static void reply_hash_string(fl_reply *r, const fl_geoset *gs, const fl_zmember *m)
+{
+    char buf[12];
+    fl_geo_hash_string(fl_geoset_geohash(gs, m), buf);
+    fl_reply_bulk(r, buf, 11);
+}
+
+FL_CMD(geopos)
+{
+    reply_per_member(ctx, 1, reply_position);
 }
 
 FL_CMD(geohash)
 {
-    fl_geoset *gs;
-    if (lookup_geo(ctx, 1, &gs)) return;
-    fl_reply_array(ctx->reply, ctx->argc - 2);
-    for (int i = 2; i < ctx->argc; i++) {
-        const fl_zmember *m = gs ? fl_geoset_find(gs, ctx->argv[i], ctx->argvlen[i]) : NULL;
-        if (!m) {
-            fl_reply_null(ctx->reply);
-            continue;
-        }
-        char buf[12];
-        fl_geo_hash_string(fl_geoset_geohash(gs, m), buf);
-        fl_reply_bulk(ctx->reply, buf, 11);
-    }
+    reply_per_member(ctx, 0, reply_hash_string);
 }
 
 FL_CMD(geodist)

@@ -28,6 +28,7 @@
 #include "prom.h"
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "../cmd/server.h"
@@ -265,6 +266,20 @@ static void render_cmd_counter(const cmd_row *rows, size_t n, fl_buf *out,
     }
 }
 
+/* The _sum (seconds) and _count lines a histogram and a summary share. */
+static void render_sum_count(const cmd_row *r, const char *family, fl_buf *out)
+{
+    char name[96];
+    snprintf(name, sizeof(name), "%s_sum", family);
+    cmd_series(out, name, r->name);
+    fl_buf_append_str(out, "} ");
+    ns_as_seconds(out, r->sum_ns);
+    fl_buf_append_str(out, "\n");
+    snprintf(name, sizeof(name), "%s_count", family);
+    cmd_series(out, name, r->name);
+    fl_buf_printf(out, "} %llu\n", (unsigned long long)r->count);
+}
+
 static void render_histogram_row(const cmd_row *r, fl_buf *out)
 {
     for (unsigned i = 0; i < LE_COUNT; i++) {
@@ -275,12 +290,7 @@ static void render_histogram_row(const cmd_row *r, fl_buf *out)
     }
     cmd_series(out, "fleetd_command_duration_seconds_bucket", r->name);
     fl_buf_printf(out, ",le=\"+Inf\"} %llu\n", (unsigned long long)r->count);
-    cmd_series(out, "fleetd_command_duration_seconds_sum", r->name);
-    fl_buf_append_str(out, "} ");
-    ns_as_seconds(out, r->sum_ns);
-    fl_buf_append_str(out, "\n");
-    cmd_series(out, "fleetd_command_duration_seconds_count", r->name);
-    fl_buf_printf(out, "} %llu\n", (unsigned long long)r->count);
+    render_sum_count(r, "fleetd_command_duration_seconds", out);
 }
 
 static void render_summary_row(const cmd_row *r, fl_buf *out)
@@ -292,12 +302,7 @@ static void render_summary_row(const cmd_row *r, fl_buf *out)
         fl_buf_printf(out, ",quantile=\"%s\"} %.9g\n", quantile_text[i],
                       r->quantile_ns[i] / 1e9);
     }
-    cmd_series(out, "fleetd_command_duration_quantile_seconds_sum", r->name);
-    fl_buf_append_str(out, "} ");
-    ns_as_seconds(out, r->sum_ns);
-    fl_buf_append_str(out, "\n");
-    cmd_series(out, "fleetd_command_duration_quantile_seconds_count", r->name);
-    fl_buf_printf(out, "} %llu\n", (unsigned long long)r->count);
+    render_sum_count(r, "fleetd_command_duration_quantile_seconds", out);
 }
 
 static void render_commands(const fl_server *s, fl_buf *out)
