@@ -21,8 +21,8 @@
 #include "conf/config_file.h"
 #include "net/http.h"
 #include "net/resp_server.h"
+#include "version.h"
 
-#define FL_VERSION "0.1.0"
 
 typedef struct fl_main {
     uv_loop_t *loop;

@@ -12,11 +12,10 @@
 
 #include "cmd.h"
 #include "server.h"
+#include "../version.h"
 
 /* fleetd answers as the Redis version whose GEO semantics it reproduces, so
  * client libraries enable the matching features. */
-#define FL_REDIS_COMPAT_VERSION "7.0.15"
-#define FL_VERSION "0.1.0"
 
 FL_CMD(ping)
 {

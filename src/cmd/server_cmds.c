@@ -17,9 +17,8 @@
 #include "../db/db.h"
 #include "cmd.h"
 #include "server.h"
+#include "../version.h"
 
-#define FL_REDIS_COMPAT_VERSION "7.0.15"
-#define FL_VERSION "0.1.0"
 
 FL_CMD(dbsize)
 {

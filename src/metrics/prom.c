@@ -33,10 +33,8 @@
 
 #include "../cmd/server.h"
 #include "hist.h"
+#include "../version.h"
 
-#ifndef FL_VERSION
-#define FL_VERSION "0.1.0"
-#endif
 
 #define LE_FIRST_EXP 10
 #define LE_LAST_EXP 30
