@@ -14,9 +14,6 @@
 #include "server.h"
 #include "../version.h"
 
-/* fleetd answers as the Redis version whose GEO semantics it reproduces, so
- * client libraries enable the matching features. */
-
 FL_CMD(ping)
 {
     if (ctx->argc > 2) {
