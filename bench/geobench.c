@@ -456,9 +456,11 @@ static int mode_load_test(const opts *o, int is_search)
     }
     double el = now_s() - t0;
     qsort(lat, (size_t)done, sizeof(double), cmpd);
-    printf("%s ops=%ld seconds=%.3f ops_per_sec=%.0f p50_us=%.1f p99_us=%.1f\n",
+    printf("%s ops=%ld seconds=%.3f ops_per_sec=%.0f p50_us=%.1f p99_us=%.1f "
+           "p999_us=%.1f max_us=%.1f\n",
            o->mode, done, el, (double)done / el, lat[done / 2] * 1e6,
-           lat[(long)((double)done * 0.99)] * 1e6);
+           lat[(long)((double)done * 0.99)] * 1e6,
+           lat[(long)((double)done * 0.999)] * 1e6, lat[done - 1] * 1e6);
     for (int i = 0; i < o->conns; i++) close(cs[i].fd);
     return 0;
 }
