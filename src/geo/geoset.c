@@ -14,6 +14,16 @@
  * prepared in advance.
  * Deletion shifts the following run back (no tombstones).
  *
+ * Growing is incremental, as Redis' dict rehash is: a full rehash of a
+ * million members (re-hashing every name) stalled the loop for ~80 ms.
+ * When the table must grow, the current table becomes `old` and a larger
+ * one starts empty; every later insert, update and removal moves the next
+ * MIGRATE_STEP old slots, so the old table is empty long before the new
+ * one can need to grow again. Lookups try the new table, then the old. In
+ * the old table nothing is ever emptied: a moved or removed member leaves
+ * SLOT_GONE, which probing steps over, so its probe runs stay intact.
+ * Shrinking (rare, after mass removal) still rehashes at once.
+ *
  * The search follows Redis step by step where the result depends on it
  * (which cells, in which order, which points are in, how ties sort) and
  * takes shortcuts only where they provably cannot change the result:
@@ -56,9 +66,17 @@ struct fl_geoset {
     int kind;               /* enum fl_geoset_kind */
     int tagged;             /* slots carry hash tags in the top 16 bits */
     fl_zindex *z;
+    uintptr_t *old;         /* table being emptied into slots, or NULL */
+    size_t oldcap;
+    size_t mig;             /* next old slot to move */
 };
 
 #define MIN_CAP 8
+/* Old slots moved per mutation while growing. A growth by 4/3 or 3/2
+ * leaves at least oldcap / 4 inserts before the next one; moving 16 per
+ * mutation empties the old table after oldcap / 16. */
+#define MIGRATE_STEP 16
+#define SLOT_GONE ((uintptr_t)1) /* old table only: moved or removed */
 #define TAG_SHIFT 48
 #define PTR_MASK ((((uintptr_t)1) << (TAG_SHIFT % (8 * sizeof(uintptr_t)))) - 1)
 
@@ -162,6 +180,7 @@ static int slot_tag_ok(const fl_geoset *gs, uintptr_t s, uint64_t h)
 static void untag_all(fl_geoset *gs)
 {
     for (size_t i = 0; i < gs->cap; i++) gs->slots[i] &= PTR_MASK;
+    for (size_t i = 0; gs->old && i < gs->oldcap; i++) gs->old[i] &= PTR_MASK;
     gs->tagged = 0;
 }
 
@@ -210,8 +229,77 @@ static size_t find_slot(const fl_geoset *gs, const char *name, size_t len,
     }
 }
 
+/* The empty new-table slot for a member not in it. */
+static size_t free_slot(const fl_geoset *gs, uint64_t h)
+{
+    size_t j = home_slot(gs->cap, h);
+    while (gs->slots[j]) j = next_slot(gs->cap, j);
+    return j;
+}
+
+/* Moves up to n old slots into the new table; frees the old table once
+ * it is empty. Never fails: the new table has room for every member. */
+static void migrate(fl_geoset *gs, size_t n)
+{
+    while (gs->old && n--) {
+        uintptr_t s = gs->old[gs->mig];
+        if (s && s != SLOT_GONE) {
+            const fl_zmember *m = slot_member(gs, s);
+            gs->slots[free_slot(gs, name_hash(gs, m->name, m->len))] = s;
+            gs->old[gs->mig] = SLOT_GONE;
+        }
+        if (++gs->mig == gs->oldcap) {
+            free(gs->old);
+            gs->old = NULL;
+            gs->oldcap = gs->mig = 0;
+        }
+    }
+}
+
+/* Starts growing to cap: the current table becomes the old one. */
+static int grow(fl_geoset *gs, size_t cap)
+{
+    migrate(gs, SIZE_MAX); /* finish a previous growth first */
+    uintptr_t *ns = calloc(cap, sizeof(*ns));
+    if (!ns) return -ENOMEM;
+    gs->old = gs->slots;
+    gs->oldcap = gs->cap;
+    gs->mig = 0;
+    gs->slots = ns;
+    gs->cap = cap;
+    return 0;
+}
+
+/* The old-table slot holding name, or NULL. */
+static uintptr_t *old_find(const fl_geoset *gs, const char *name, size_t len,
+                           uint64_t h)
+{
+    if (!gs->old) return NULL;
+    size_t i = home_slot(gs->oldcap, h);
+    for (;;) {
+        uintptr_t s = gs->old[i];
+        if (!s) return NULL;
+        if (s != SLOT_GONE && slot_tag_ok(gs, s, h) &&
+            member_is(slot_member(gs, s), name, len))
+            return &gs->old[i];
+        i = next_slot(gs->oldcap, i);
+    }
+}
+
+/* The slot (in either table) holding name, or NULL; *in_new tells which. */
+static uintptr_t *lookup(const fl_geoset *gs, const char *name, size_t len,
+                         uint64_t h, int *in_new)
+{
+    int found;
+    size_t i = find_slot(gs, name, len, h, &found);
+    *in_new = found;
+    if (found) return &gs->slots[i];
+    return old_find(gs, name, len, h);
+}
+
 static int resize(fl_geoset *gs, size_t cap)
 {
+    migrate(gs, SIZE_MAX);
     uintptr_t *ns = calloc(cap, sizeof(*ns));
     if (!ns) return -ENOMEM;
     uintptr_t *old = gs->slots;
@@ -250,7 +338,7 @@ static int reserve_one(fl_geoset *gs)
 {
     if ((gs->count + 1) * 20 <= gs->cap * 17) return 0;
     if (gs->cap > SIZE_MAX / 2 / sizeof(uintptr_t)) return -ENOMEM;
-    return resize(gs, grow_cap(gs->cap));
+    return grow(gs, grow_cap(gs->cap));
 }
 
 /* After a removal: shrink when the load drops under 20%. Best effort. */
@@ -376,6 +464,10 @@ void fl_geoset_free(fl_geoset *gs)
             if (gs->slots[i]) free(slot_member(gs, gs->slots[i]));
         free(gs->slots);
     }
+    for (size_t i = 0; gs->old && i < gs->oldcap; i++)
+        if (gs->old[i] && gs->old[i] != SLOT_GONE)
+            free(slot_member(gs, gs->old[i]));
+    free(gs->old);
     fl_zindex_free(gs->z);
     free(gs);
 }
@@ -388,6 +480,7 @@ size_t fl_geoset_bytes(const fl_geoset *gs)
 {
     return alloc_estimate(sizeof(*gs)) +
            alloc_estimate(gs->cap * sizeof(*gs->slots)) +
+           (gs->old ? alloc_estimate(gs->oldcap * sizeof(*gs->old)) : 0) +
            gs->member_bytes + fl_zindex_bytes(gs->z);
 }
 
@@ -396,17 +489,18 @@ const fl_zindex *fl_geoset_index(const fl_geoset *gs) { return gs->z; }
 const fl_zmember *fl_geoset_find(const fl_geoset *gs, const char *name,
                                  size_t len)
 {
-    int found;
-    size_t i = find_slot(gs, name, len, name_hash(gs, name, len), &found);
-    return found ? slot_member(gs, gs->slots[i]) : NULL;
+    int in_new;
+    const uintptr_t *slot = lookup(gs, name, len, name_hash(gs, name, len), &in_new);
+    return slot ? slot_member(gs, *slot) : NULL;
 }
 
 /* Replaces member m (in slot i) by a record with the new score. The new
  * record enters the index before the old one leaves, so a failed
  * allocation leaves everything as it was. */
-static int update_score(fl_geoset *gs, size_t i, uint64_t h, uint64_t stored)
+static int update_score(fl_geoset *gs, uintptr_t *slot, uint64_t h,
+                        uint64_t stored)
 {
-    fl_zmember *m = slot_member(gs, gs->slots[i]);
+    fl_zmember *m = slot_member(gs, *slot);
     fl_zmember *nm = record_new(m->name, m->len, stored);
     if (!nm) return -ENOMEM;
     int rc = fl_zindex_insert(gs->z, nm);
@@ -415,7 +509,7 @@ static int update_score(fl_geoset *gs, size_t i, uint64_t h, uint64_t stored)
         return rc;
     }
     (void)fl_zindex_delete(gs->z, m); /* present: cannot fail */
-    gs->slots[i] = slot_make(gs, nm, h);
+    *slot = slot_make(gs, nm, h);
     free(m);
     return 0;
 }
@@ -432,9 +526,9 @@ static int insert_new(fl_geoset *gs, const char *name, size_t len, uint64_t h,
         free(nm);
         return rc;
     }
-    int found;
-    size_t i = find_slot(gs, name, len, h, &found); /* the table may have grown */
-    gs->slots[i] = slot_make(gs, nm, h);
+    migrate(gs, MIGRATE_STEP);
+    uintptr_t slot = slot_make(gs, nm, h); /* may untag: before free_slot */
+    gs->slots[free_slot(gs, h)] = slot;
     gs->count++;
     gs->member_bytes += alloc_estimate(record_size(len));
     return 0;
@@ -447,13 +541,14 @@ int fl_geoset_add(fl_geoset *gs, const char *name, size_t len, double score,
     *outcome = FL_GEOSET_NOP;
     if (score_to_stored(gs, score, &stored)) return -EINVAL;
     uint64_t h = name_hash(gs, name, len);
-    int found;
-    size_t i = find_slot(gs, name, len, h, &found);
-    if (found) {
+    int in_new;
+    uintptr_t *slot = lookup(gs, name, len, h, &in_new);
+    if (slot) {
         if (flags & FL_GEOSET_NX) return 0;
-        if (slot_member(gs, gs->slots[i])->score == stored) return 0;
-        int rc = update_score(gs, i, h, stored);
+        if (slot_member(gs, *slot)->score == stored) return 0;
+        int rc = update_score(gs, slot, h, stored);
         if (rc == 0) *outcome = FL_GEOSET_UPDATED;
+        migrate(gs, MIGRATE_STEP);
         return rc;
     }
     if (flags & FL_GEOSET_XX) return 0;
@@ -464,15 +559,17 @@ int fl_geoset_add(fl_geoset *gs, const char *name, size_t len, double score,
 
 int fl_geoset_remove(fl_geoset *gs, const char *name, size_t len)
 {
-    int found;
-    size_t i = find_slot(gs, name, len, name_hash(gs, name, len), &found);
-    if (!found) return 0;
-    fl_zmember *m = slot_member(gs, gs->slots[i]);
+    int in_new;
+    uintptr_t *slot = lookup(gs, name, len, name_hash(gs, name, len), &in_new);
+    if (!slot) return 0;
+    fl_zmember *m = slot_member(gs, *slot);
     (void)fl_zindex_delete(gs->z, m);
-    slot_delete(gs, i);
+    if (in_new) slot_delete(gs, (size_t)(slot - gs->slots));
+    else *slot = SLOT_GONE; /* old probe runs must stay unbroken */
     gs->count--;
     gs->member_bytes -= alloc_estimate(record_size(m->len));
     free(m);
+    migrate(gs, MIGRATE_STEP);
     maybe_shrink(gs);
     return 1;
 }

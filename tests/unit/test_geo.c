@@ -412,6 +412,60 @@ static void test_geoset_churn(void **state)
     fl_geoset_free(gs);
 }
 
+/* Adds, updates, removes and finds checked one by one against a reference
+ * while the member hash grows (incrementally, with an old table being
+ * emptied) and shrinks: every answer must be the reference's. */
+static void test_geoset_growth_reference(void **state)
+{
+    (void)state;
+    enum { N = 60000, OPS = 400000 };
+    fl_geoset *gs = fl_geoset_new(7);
+    assert_non_null(gs);
+    static int score[N]; /* -1: absent */
+    for (int i = 0; i < N; i++) score[i] = -1;
+    size_t card = 0;
+    for (int op = 0; op < OPS; op++) {
+        /* Mostly inserts in the first half, mostly removals after. */
+        int grow_phase = op < OPS / 2;
+        int i = (int)(rnd() % N);
+        char name[32];
+        int len = snprintf(name, sizeof(name), "m:%d", i);
+        unsigned r = (unsigned)(rnd() % 10);
+        if (r < (grow_phase ? 7u : 3u)) {
+            int sc = (int)(rnd() % 4);
+            int out;
+            assert_int_equal(fl_geoset_add(gs, name, (size_t)len, sc, 0, &out), 0);
+            int want = score[i] < 0 ? FL_GEOSET_ADDED
+                     : score[i] == sc ? FL_GEOSET_NOP : FL_GEOSET_UPDATED;
+            assert_int_equal(out, want);
+            if (score[i] < 0) card++;
+            score[i] = sc;
+        } else if (r < 9) {
+            assert_int_equal(fl_geoset_remove(gs, name, (size_t)len), score[i] >= 0);
+            if (score[i] >= 0) card--;
+            score[i] = -1;
+        } else {
+            const fl_zmember *m = fl_geoset_find(gs, name, (size_t)len);
+            if (score[i] < 0) {
+                assert_null(m);
+            } else {
+                assert_non_null(m);
+                assert_int_equal(m->score, (uint64_t)score[i]);
+            }
+        }
+        assert_int_equal(fl_geoset_card(gs), card);
+        if (op % 50000 == 0) {
+            for (int k = 0; k < N; k++) {
+                len = snprintf(name, sizeof(name), "m:%d", k);
+                const fl_zmember *m = fl_geoset_find(gs, name, (size_t)len);
+                assert_int_equal(m != NULL, score[k] >= 0);
+            }
+            assert_int_equal(fl_zindex_count(fl_geoset_index(gs)), card);
+        }
+    }
+    fl_geoset_free(gs);
+}
+
 static void test_geoset_flags(void **state)
 {
     (void)state;
@@ -705,6 +759,7 @@ int main(void)
         cmocka_unit_test(test_filter_point_sound),
         cmocka_unit_test(test_filter_area_sound),
         cmocka_unit_test(test_geoset_churn),
+        cmocka_unit_test(test_geoset_growth_reference),
         cmocka_unit_test(test_geoset_flags),
         cmocka_unit_test(test_search_vs_naive),
         cmocka_unit_test(test_search_dense),
