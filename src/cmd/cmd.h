@@ -107,6 +107,8 @@ int fl_arg_double(fl_cmd_ctx *ctx, int i, double *out);
 void fl_reply_syntax_error(fl_cmd_ctx *ctx);
 void fl_reply_wrongtype(fl_cmd_ctx *ctx);
 void fl_reply_arity_error(fl_cmd_ctx *ctx, const char *name);
+/* "ERR unknown subcommand '<argv[1]>'. Try <cmd> HELP." as Redis says it. */
+void fl_reply_unknown_subcommand(fl_cmd_ctx *ctx, const char *cmd);
 
 /* Handlers, one per command, defined in the cmd/ files by group. */
 #define FL_CMD(name) void fl_cmd_##name(fl_cmd_ctx *ctx)

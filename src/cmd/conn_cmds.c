@@ -335,13 +335,6 @@ static int sub_arity(fl_cmd_ctx *ctx, const char *full, int arity)
     return 0;
 }
 
-static void unknown_subcommand(fl_cmd_ctx *ctx, const char *cmd)
-{
-    fl_reply_errorf(ctx->reply, "ERR unknown subcommand '%.*s'. Try %s HELP.",
-                    (int)(ctx->argvlen[1] < 128 ? ctx->argvlen[1] : 128),
-                    ctx->argv[1], cmd);
-}
-
 FL_CMD(client)
 {
     if (fl_arg_eq(ctx, 1, "ID")) {
@@ -369,6 +362,6 @@ FL_CMD(client)
     } else if (fl_arg_eq(ctx, 1, "HELP")) {
         reply_help(ctx, client_help, sizeof(client_help) / sizeof(*client_help));
     } else {
-        unknown_subcommand(ctx, "CLIENT");
+        fl_reply_unknown_subcommand(ctx, "CLIENT");
     }
 }

@@ -271,9 +271,7 @@ FL_CMD(config)
         fl_reply_simple(ctx->reply, "CONFIG RESETSTAT");
         fl_reply_simple(ctx->reply, "HELP");
     } else {
-        fl_reply_errorf(ctx->reply, "ERR unknown subcommand '%.*s'. Try CONFIG HELP.",
-                        (int)(ctx->argvlen[1] < 128 ? ctx->argvlen[1] : 128),
-                        ctx->argv[1]);
+        fl_reply_unknown_subcommand(ctx, "CONFIG");
     }
 }
 
@@ -368,9 +366,7 @@ FL_CMD(command)
     } else if (fl_arg_eq(ctx, 1, "LIST")) {
         fl_reply_syntax_error(ctx);
     } else {
-        fl_reply_errorf(r, "ERR unknown subcommand '%.*s'. Try COMMAND HELP.",
-                        (int)(ctx->argvlen[1] < 128 ? ctx->argvlen[1] : 128),
-                        ctx->argv[1]);
+        fl_reply_unknown_subcommand(ctx, "COMMAND");
     }
 }
 

@@ -257,3 +257,10 @@ void fl_reply_arity_error(fl_cmd_ctx *ctx, const char *name)
     fl_reply_errorf(ctx->reply,
                     "ERR wrong number of arguments for '%s' command", name);
 }
+
+void fl_reply_unknown_subcommand(fl_cmd_ctx *ctx, const char *cmd)
+{
+    fl_reply_errorf(ctx->reply, "ERR unknown subcommand '%.*s'. Try %s HELP.",
+                    (int)(ctx->argvlen[1] < 128 ? ctx->argvlen[1] : 128),
+                    ctx->argv[1], cmd);
+}

@@ -189,38 +189,37 @@ unsigned fl_geo_estimate_steps(double range_m, double lat)
     return (unsigned)step;
 }
 
-/* Moves c by d (+1 or -1) cells in longitude (odd bits), wrapping. */
-static fl_geo_cell move_x(fl_geo_cell c, int d)
+#define FL_ODD_BITS 0xAAAAAAAAAAAAAAAAULL  /* longitude */
+#define FL_EVEN_BITS 0x5555555555555555ULL /* latitude */
+
+/* Moves c by d (+1 or -1) cells along the axis whose bits are `axis`
+ * (FL_ODD_BITS: longitude, FL_EVEN_BITS: latitude), wrapping. Filling the
+ * other axis' bits with ones makes the carry skip over them. */
+static fl_geo_cell move_axis(fl_geo_cell c, int d, uint64_t axis)
 {
-    uint64_t x = c.bits & 0xAAAAAAAAAAAAAAAAULL;
-    uint64_t y = c.bits & 0x5555555555555555ULL;
-    uint64_t zz = 0x5555555555555555ULL >> (64 - c.step * 2);
+    uint64_t other = ~axis;
+    uint64_t v = c.bits & axis;
+    uint64_t keep = c.bits & other;
+    uint64_t zz = other >> (64 - c.step * 2);
     if (d > 0) {
-        x = x + (zz + 1);
+        v = v + (zz + 1);
     } else {
-        x = x | zz;
-        x = x - (zz + 1);
+        v = v | zz;
+        v = v - (zz + 1);
     }
-    x &= (0xAAAAAAAAAAAAAAAAULL >> (64 - c.step * 2));
-    c.bits = x | y;
+    v &= (axis >> (64 - c.step * 2));
+    c.bits = v | keep;
     return c;
 }
 
-/* Moves c by d (+1 or -1) cells in latitude (even bits), wrapping. */
+static fl_geo_cell move_x(fl_geo_cell c, int d)
+{
+    return move_axis(c, d, FL_ODD_BITS);
+}
+
 static fl_geo_cell move_y(fl_geo_cell c, int d)
 {
-    uint64_t x = c.bits & 0xAAAAAAAAAAAAAAAAULL;
-    uint64_t y = c.bits & 0x5555555555555555ULL;
-    uint64_t zz = 0xAAAAAAAAAAAAAAAAULL >> (64 - c.step * 2);
-    if (d > 0) {
-        y = y + (zz + 1);
-    } else {
-        y = y | zz;
-        y = y - (zz + 1);
-    }
-    y &= (0x5555555555555555ULL >> (64 - c.step * 2));
-    c.bits = x | y;
-    return c;
+    return move_axis(c, d, FL_EVEN_BITS);
 }
 
 void fl_geo_neighbours(fl_geo_cell c, fl_geo_cell out[8])
