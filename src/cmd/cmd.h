@@ -101,6 +101,8 @@ int fl_parse_ll(const char *p, size_t n, long long *out);
 /* Parses argv[i] as a strict integer; on failure replies
  * "ERR value is not an integer or out of range" and returns -1. */
 int fl_arg_ll(fl_cmd_ctx *ctx, int i, long long *out);
+/* Double parse like Redis' string2d, without replying; 0 or -1. */
+int fl_parse_double(const char *p, size_t n, double *out);
 /* Parses argv[i] as a double; on failure replies
  * "ERR value is not a valid float" and returns -1. */
 int fl_arg_double(fl_cmd_ctx *ctx, int i, double *out);

@@ -69,31 +69,10 @@ static void arg_cstr_free(char *p, const char *stack)
     if (p != stack) free(p);
 }
 
-/* Redis' string2d: the whole argument must be a double, no leading
- * space, no NaN, no overflow or underflow to 0. 0 or -1. */
-static int parse_double(const fl_cmd_ctx *ctx, int i, double *out)
-{
-    char stack[128];
-    size_t n = ctx->argvlen[i];
-    if (n == 0) return -1;
-    char *s = arg_cstr(ctx, i, stack, sizeof(stack));
-    errno = 0;
-    char *end;
-    double v = strtod(s, &end);
-    int bad = (size_t)(end - s) != n || isspace((unsigned char)s[0]) ||
-              (errno == ERANGE &&
-               (v == HUGE_VAL || v == -HUGE_VAL || fpclassify(v) == FP_ZERO)) ||
-              isnan(v);
-    arg_cstr_free(s, stack);
-    if (bad) return -1;
-    *out = v;
-    return 0;
-}
-
 /* getDoubleFromObjectOrReply: msg NULL means Redis' default message. */
 static int arg_double(fl_cmd_ctx *ctx, int i, double *out, const char *msg)
 {
-    if (parse_double(ctx, i, out) == 0) return 0;
+    if (fl_parse_double(ctx->argv[i], ctx->argvlen[i], out) == 0) return 0;
     fl_reply_error(ctx->reply, msg ? msg : "ERR value is not a valid float");
     return -1;
 }

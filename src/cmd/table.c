@@ -218,25 +218,31 @@ int fl_arg_ll(fl_cmd_ctx *ctx, int i, long long *out)
     return -1;
 }
 
-/* Like Redis' getDoubleFromObject: strtod of the whole string, no spaces,
- * NaN refused. */
-int fl_arg_double(fl_cmd_ctx *ctx, int i, double *out)
+/* Redis' string2d: the whole argument must be a double (strtod syntax),
+ * no leading space, no NaN, no overflow or underflow to 0. */
+int fl_parse_double(const char *p, size_t n, double *out)
 {
-    const char *p = ctx->argv[i];
-    size_t n = ctx->argvlen[i];
-    char tmp[256];
-    if (n == 0 || n >= sizeof(tmp) || isspace((unsigned char)p[0])) goto bad;
-    memcpy(tmp, p, n);
-    tmp[n] = '\0';
+    char stack[128];
+    if (n == 0) return -1;
+    char *s = n < sizeof(stack) ? stack : fl_xmalloc(n + 1);
+    memcpy(s, p, n);
+    s[n] = '\0';
     errno = 0;
     char *end;
-    double v = strtod(tmp, &end);
-    if (*end != '\0' || isnan(v) || (errno == ERANGE && (v == HUGE_VAL ||
-        v == -HUGE_VAL || fpclassify(v) == FP_ZERO)))
-        goto bad;
+    double v = strtod(s, &end);
+    int bad = (size_t)(end - s) != n || isspace((unsigned char)s[0]) ||
+              (errno == ERANGE &&
+               (v == HUGE_VAL || v == -HUGE_VAL || fpclassify(v) == FP_ZERO)) ||
+              isnan(v);
+    if (s != stack) free(s);
+    if (bad) return -1;
     *out = v;
     return 0;
-bad:
+}
+
+int fl_arg_double(fl_cmd_ctx *ctx, int i, double *out)
+{
+    if (fl_parse_double(ctx->argv[i], ctx->argvlen[i], out) == 0) return 0;
     fl_reply_error(ctx->reply, "ERR value is not a valid float");
     return -1;
 }
