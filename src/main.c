@@ -21,6 +21,7 @@
 #include "conf/config_file.h"
 #include "net/http.h"
 #include "net/resp_server.h"
+#include "store/durable.h"
 #include "version.h"
 
 
@@ -29,8 +30,10 @@ typedef struct fl_main {
     fl_server srv;
     fl_resp_server *resp;
     struct fl_http *http;
+    fl_durable *store;
     uv_signal_t sigterm, sigint;
     uv_timer_t gauges;
+    int exit_code;
 } fl_main;
 
 static void usage(FILE *f)
@@ -150,6 +153,8 @@ static void on_signal(uv_signal_t *s, int signum)
     uv_timer_stop(&m->gauges);
     fl_resp_server_close(m->resp);
     m->resp = NULL;
+    if (fl_durable_stop(m->store) != 0) m->exit_code = 1;
+    m->store = NULL;
     uv_signal_stop(&m->sigterm);
     uv_signal_stop(&m->sigint);
     uv_close((uv_handle_t *)&m->sigterm, NULL);
@@ -220,6 +225,11 @@ int main(int argc, char **argv)
     static fl_main m;
     m.loop = uv_default_loop();
     fl_server_init(&m.srv, &cfg, now_ms(), random_seed());
+    char err[1024];
+    if (fl_durable_start(m.loop, &m.srv, &m.store, err, sizeof(err)) != 0) {
+        fprintf(stderr, "fleetd: %s\n", err);
+        return 1;
+    }
     if (start_listeners(&m) != 0) {
         if (m.http) fl_http_stop(m.http);
         return 1;
@@ -238,5 +248,5 @@ int main(int argc, char **argv)
     if (uv_loop_close(m.loop) != 0) fprintf(stderr, "fleetd: loop not empty at exit\n");
     fl_server_free(&m.srv);
     fprintf(stderr, "fleetd: bye\n");
-    return 0;
+    return m.exit_code;
 }

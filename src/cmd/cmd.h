@@ -34,6 +34,7 @@ typedef struct fl_session {
     uint64_t created_ms;
     uint64_t last_cmd_ms;
     const char *last_cmd; /* static name of the last command */
+    uint64_t wal_need;    /* log records this session's replies wait for */
 } fl_session;
 
 enum fl_cmd_flags {
@@ -109,6 +110,13 @@ int fl_arg_double(fl_cmd_ctx *ctx, int i, double *out);
 void fl_reply_syntax_error(fl_cmd_ctx *ctx);
 void fl_reply_wrongtype(fl_cmd_ctx *ctx);
 void fl_reply_arity_error(fl_cmd_ctx *ctx, const char *name);
+/* Appends a change to the write-ahead log as the command that replays it
+ * (nothing while the log is being replayed or when there is no log), and
+ * makes the calling session's replies wait until the record is as durable
+ * as the fsync policy demands. argv is borrowed for the call. */
+void fl_cmd_log(fl_cmd_ctx *ctx, int argc, const char **argv,
+                const size_t *lens);
+
 /* "ERR unknown subcommand '<argv[1]>'. Try <cmd> HELP." as Redis says it. */
 void fl_reply_unknown_subcommand(fl_cmd_ctx *ctx, const char *cmd);
 
@@ -123,6 +131,10 @@ FL_CMD(geoadd); FL_CMD(geopos); FL_CMD(geodist); FL_CMD(geohash);
 FL_CMD(geosearch); FL_CMD(geosearchstore); FL_CMD(georadius);
 FL_CMD(georadius_ro); FL_CMD(georadiusbymember);
 FL_CMD(georadiusbymember_ro);
+FL_CMD(vehicle_update); FL_CMD(vehicle_get); FL_CMD(vehicle_del);
+FL_CMD(vehicle_count); FL_CMD(vehicle_nearby); FL_CMD(vehicle_within);
+FL_CMD(trip_start); FL_CMD(trip_end); FL_CMD(trip_get); FL_CMD(trip_list);
+FL_CMD(area_supply); FL_CMD(area_cell); FL_CMD(bgsave);
 FL_CMD(zcard); FL_CMD(zscore); FL_CMD(zrange); FL_CMD(zrem); FL_CMD(zrank);
 
 #endif

@@ -306,6 +306,7 @@ FL_CMD(geoadd)
         added += outcome == FL_GEOSET_ADDED;
         updated += outcome == FL_GEOSET_UPDATED;
     }
+    if (added + updated) fl_cmd_log(ctx, ctx->argc, ctx->argv, ctx->argvlen);
     fl_reply_int(ctx->reply, ch ? added + updated : added);
 out:
     free(scores);
@@ -576,7 +577,7 @@ static void store_matches(fl_cmd_ctx *ctx, const fl_geoset *gs,
 {
     int si = o->store_idx;
     if (res->n == 0) {
-        (void)fl_db_del(ctx->server->db, ctx->argv[si], ctx->argvlen[si]);
+        if (fl_db_del(ctx->server->db, ctx->argv[si], ctx->argvlen[si])) fl_cmd_log(ctx, ctx->argc, ctx->argv, ctx->argvlen);
         fl_reply_int(ctx->reply, 0);
         return;
     }
@@ -599,6 +600,7 @@ static void store_matches(fl_cmd_ctx *ctx, const fl_geoset *gs,
     }
     /* Built completely first: the source may be the key being replaced. */
     fl_db_set_geo(ctx->server->db, ctx->argv[si], ctx->argvlen[si], dst);
+    fl_cmd_log(ctx, ctx->argc, ctx->argv, ctx->argvlen);
     fl_reply_int(ctx->reply, (long long)res->n);
 }
 
@@ -619,8 +621,9 @@ static void georadius_generic(fl_cmd_ctx *ctx, int src, int flags)
     if (check_options(ctx, flags, &o)) return;
     if (!gs) {
         if (o.store_idx) {
-            (void)fl_db_del(ctx->server->db, ctx->argv[o.store_idx],
-                            ctx->argvlen[o.store_idx]);
+            if (fl_db_del(ctx->server->db, ctx->argv[o.store_idx],
+                          ctx->argvlen[o.store_idx]))
+                fl_cmd_log(ctx, ctx->argc, ctx->argv, ctx->argvlen);
             fl_reply_int(ctx->reply, 0);
         } else {
             fl_reply_array(ctx->reply, 0);
@@ -707,6 +710,7 @@ FL_CMD(zrem)
             break;
         }
     }
+    if (deleted) fl_cmd_log(ctx, ctx->argc, ctx->argv, ctx->argvlen);
     fl_reply_int(ctx->reply, deleted);
 }
 

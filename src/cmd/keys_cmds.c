@@ -21,6 +21,7 @@ FL_CMD(del)
     long long n = 0;
     for (int i = 1; i < ctx->argc; i++)
         n += fl_db_del(ctx->server->db, ctx->argv[i], ctx->argvlen[i]);
+    if (n) fl_cmd_log(ctx, ctx->argc, ctx->argv, ctx->argvlen);
     fl_reply_int(ctx->reply, n);
 }
 
@@ -79,9 +80,14 @@ FL_CMD(set)
         if (old) fl_reply_bulk(ctx->reply, old->u.str.ptr, old->u.str.len);
         else fl_reply_null(ctx->reply);
     }
-    if (do_set)
+    if (do_set) {
         fl_db_set_string(db, ctx->argv[1], ctx->argvlen[1], ctx->argv[2],
                          ctx->argvlen[2]);
+        /* Logged without GET: the replay needs the change, not the reply. */
+        const char *argv[3] = {"SET", ctx->argv[1], ctx->argv[2]};
+        size_t lens[3] = {3, ctx->argvlen[1], ctx->argvlen[2]};
+        fl_cmd_log(ctx, 3, argv, lens);
+    }
     if (get) return;
     if (do_set) fl_reply_ok(ctx->reply);
     else fl_reply_null(ctx->reply);

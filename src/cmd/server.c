@@ -14,6 +14,9 @@
 #include <string.h>
 
 #include "../db/db.h"
+#include "../fleet/fleet.h"
+#include "../store/log.h"
+#include "../store/wal.h"
 
 void fl_config_defaults(fl_config *c)
 {
@@ -30,6 +33,68 @@ void fl_config_defaults(fl_config *c)
     c->client_output_limit = 64LL * 1024 * 1024;
     c->timeout = 0;
     c->max_query_buffer = 1024LL * 1024 * 1024;
+    fl_fleet_config fc;
+    fl_fleet_config_defaults(&fc);
+    c->trip_idle_timeout = fc.trip_idle_ms / 1000;
+    c->trip_jitter_m = (long long)fc.jitter_m;
+    c->max_speed_kmh = (long long)fc.max_speed_kmh;
+    c->max_future_ms = fc.max_future_ms;
+    c->trip_max_points = fc.trip_max_points;
+    c->trip_history_max = (long long)fc.trip_history_max;
+    c->snapshot_log_bytes = 256LL * 1024 * 1024;
+}
+
+static void fleet_config_of(const fl_config *c, fl_fleet_config *fc)
+{
+    fl_fleet_config_defaults(fc);
+    fc->trip_idle_ms = c->trip_idle_timeout * 1000;
+    fc->jitter_m = (double)c->trip_jitter_m;
+    fc->max_speed_kmh = (double)c->max_speed_kmh;
+    fc->max_future_ms = c->max_future_ms;
+    fc->trip_max_points = (uint32_t)c->trip_max_points;
+    fc->trip_history_max = (uint64_t)c->trip_history_max;
+}
+
+void fl_server_apply_config(fl_server *s)
+{
+    fl_fleet_config fc;
+    fleet_config_of(&s->cfg, &fc);
+    fl_fleet_configure(s->fleet, &fc);
+}
+
+void fl_cmd_log(fl_cmd_ctx *ctx, int argc, const char **argv,
+                const size_t *lens)
+{
+    fl_persist *p = &ctx->server->persist;
+    if (!p->wal || p->replaying) return;
+    p->scratch.len = 0;
+    fl_log_argv_encode(&p->scratch, argc, argv, lens);
+    fl_wal_append(p->wal, p->scratch.data, p->scratch.len);
+    p->appended++;
+    if (ctx->session) ctx->session->wal_need = p->appended;
+}
+
+size_t fl_server_close_idle_trips(fl_server *s, uint64_t now_ms)
+{
+    size_t n = 0;
+    const fl_trip *t;
+    while ((t = fl_fleet_idle_trip(s->fleet, (int64_t)now_ms)) != NULL) {
+        size_t vlen;
+        const char *v = fl_trip_vehicle(t, &vlen);
+        char vid[FL_FLEET_ID_MAX + 1], num[24];
+        memcpy(vid, v, vlen);
+        int64_t at = t->last_ms;
+        size_t nlen = fl_fmt_u64(num, (uint64_t)at);
+        if (fl_fleet_trip_end(s->fleet, vid, vlen, at, FL_TRIP_IDLE, &t) != 0)
+            break;
+        const char *argv[6] = {"TRIP.END", vid, "TS", num, "REASON", "idle"};
+        size_t lens[6] = {8, vlen, 2, nlen, 6, 4};
+        fl_cmd_ctx ctx = {0};
+        ctx.server = s;
+        fl_cmd_log(&ctx, 6, argv, lens);
+        n++;
+    }
+    return n;
 }
 
 int fl_server_init(fl_server *s, const fl_config *cfg, uint64_t now_ms,
@@ -38,6 +103,9 @@ int fl_server_init(fl_server *s, const fl_config *cfg, uint64_t now_ms,
     memset(s, 0, sizeof(*s));
     s->cfg = *cfg;
     s->db = fl_db_new(seed);
+    fl_fleet_config fc;
+    fleet_config_of(cfg, &fc);
+    s->fleet = fl_fleet_new(&fc, seed ^ 0xF1EE7ULL);
     s->cmd_stats = fl_xcalloc(fl_commands_count, sizeof(*s->cmd_stats));
     s->start_ms = now_ms;
     s->run_id_seed = seed;
@@ -58,6 +126,9 @@ int fl_server_init(fl_server *s, const fl_config *cfg, uint64_t now_ms,
 void fl_server_free(fl_server *s)
 {
     fl_db_free(s->db);
+    fl_fleet_free(s->fleet);
+    s->fleet = NULL;
+    fl_buf_free(&s->persist.scratch);
     free(s->cmd_stats);
     s->db = NULL;
     s->cmd_stats = NULL;

@@ -33,6 +33,14 @@ typedef struct fl_config {
     long long client_output_limit; /* bytes queued for one client */
     long long timeout;         /* idle seconds, 0 = never */
     long long max_query_buffer; /* bytes buffered for one client */
+    /* the live fleet (see src/fleet/fleet.h) */
+    long long trip_idle_timeout;   /* seconds; 0 = trips never auto-close */
+    long long trip_jitter_m;       /* moves shorter than this are noise */
+    long long max_speed_kmh;       /* faster implied speeds are implausible */
+    long long max_future_ms;       /* pings further ahead are refused */
+    long long trip_max_points;     /* path points kept per trip */
+    long long trip_history_max;    /* finished trips kept */
+    long long snapshot_log_bytes;  /* log size that triggers a snapshot */
 } fl_config;
 
 /* Sets the defaults documented in docs/architecture.md. */
@@ -54,6 +62,13 @@ typedef struct fl_server_hooks {
                         const char *laddr, uint64_t skip_id);
     size_t (*clients_connected)(void *ud);
     size_t (*clients_output_bytes)(void *ud);
+    /* Starts a background snapshot: 0, -EBUSY when one runs, or another
+     * negative code with a reason in err. NULL without a data directory. */
+    int (*bgsave)(void *ud, char *err, size_t errlen);
+    /* Writes (and, by policy, fsyncs) the log records of this loop turn;
+     * the RESP edge calls it before releasing replies that wait on them. */
+    void (*persist_flush)(void *ud);
+    void *store_ud;
     /* Heap bytes in use and resident set size of the process. */
     void (*memory)(void *ud, uint64_t *used, uint64_t *rss);
 } fl_server_hooks;
@@ -77,9 +92,32 @@ typedef struct fl_server_stats {
     uint64_t idle_disconnects;
 } fl_server_stats;
 
+/* Durability state, written by the loop thread; the metrics thread reads
+ * the counters with relaxed loads. */
+typedef struct fl_persist {
+    struct fl_wal *wal;        /* NULL: no log (tests, --dir unset) */
+    int replaying;             /* loading: commands are not logged */
+    uint64_t appended;         /* records handed to the log */
+    uint64_t written;          /* records written to the file */
+    uint64_t synced;           /* records known to be on disk */
+    uint64_t log_bytes;        /* size of the current log segment */
+    uint64_t fsyncs, fsync_errors, write_errors;
+    int broken;                /* a write or fsync failed: refuse writes */
+    fl_hist fsync_latency;     /* nanoseconds */
+    uint64_t snapshots_ok, snapshots_failed;
+    uint64_t last_snapshot_ms; /* 0: never */
+    uint64_t last_snapshot_bytes;
+    int snapshot_running;      /* pid of the child, 0 when none */
+    uint64_t loaded_records, load_ms;
+    uint64_t tail_cut_bytes;   /* bytes of a torn tail cut at the last load */
+    fl_buf scratch;            /* encoding buffer for records */
+} fl_persist;
+
 typedef struct fl_server {
     fl_config cfg;
     struct fl_db *db;
+    struct fl_fleet *fleet;
+    fl_persist persist;
     fl_server_stats stats;
     fl_cmd_stats *cmd_stats;   /* one per fl_commands entry, same order */
     fl_server_hooks hooks;
@@ -90,6 +128,12 @@ typedef struct fl_server {
     int ready;                 /* listeners up, state loaded (for /readyz) */
     fl_gauges gauges;          /* published by the loop every 100 ms */
 } fl_server;
+
+/* Pushes the fleet settings of cfg into the fleet (after CONFIG SET). */
+void fl_server_apply_config(fl_server *s);
+/* Ends trips idle for longer than trip-idle-timeout, logging each end.
+ * Returns how many were closed. */
+size_t fl_server_close_idle_trips(fl_server *s, uint64_t now_ms);
 
 /* Allocates cmd_stats and the db. Returns 0 or a negative code. */
 int fl_server_init(fl_server *s, const fl_config *cfg, uint64_t now_ms,

@@ -6,6 +6,7 @@
  * may change at run time) so that CONFIG GET *, CONFIG SET and the config
  * file loader can never disagree about what a setting is.
  */
+#include <errno.h>
 #include <fnmatch.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -15,6 +16,7 @@
 #include <unistd.h>
 
 #include "../db/db.h"
+#include "../fleet/fleet.h"
 #include "cmd.h"
 #include "server.h"
 #include "../version.h"
@@ -39,12 +41,18 @@ FL_CMD(flushall)
 {
     if (!flush_args_ok(ctx)) return;
     fl_db_flush(ctx->server->db);
+    fl_fleet_clear(ctx->server->fleet);
+    fl_cmd_log(ctx, ctx->argc, ctx->argv, ctx->argvlen);
     fl_reply_ok(ctx->reply);
 }
 
+/* Only the keyspace: the fleet is not a Redis database. */
 FL_CMD(flushdb)
 {
-    fl_cmd_flushall(ctx);
+    if (!flush_args_ok(ctx)) return;
+    fl_db_flush(ctx->server->db);
+    fl_cmd_log(ctx, ctx->argc, ctx->argv, ctx->argvlen);
+    fl_reply_ok(ctx->reply);
 }
 
 /* ---- CONFIG ---- */
@@ -63,7 +71,7 @@ typedef struct cfg_param {
 #define OFF(f) offsetof(fl_config, f)
 static const cfg_param cfg_params[] = {
     {"appendfsync", CFG_FSYNC, OFF(fsync), 0, 0, 1, NULL},
-    {"appendonly", CFG_CONST, 0, 0, 0, 0, "no"},
+    {"appendonly", CFG_CONST, 0, 0, 0, 0, "yes"},
     {"bind", CFG_STR, OFF(bind), 0, 0, 0, NULL},
     {"client-output-buffer-limit", CFG_OUTLIMIT, OFF(client_output_limit), 0,
      0, 1, NULL},
@@ -72,7 +80,9 @@ static const cfg_param cfg_params[] = {
     {"databases", CFG_CONST, 0, 0, 0, 0, "1"},
     {"dir", CFG_STR, OFF(dir), 0, 0, 0, NULL},
     {"http-port", CFG_INT, OFF(http_port), 0, 65535, 0, NULL},
+    {"max-future-ms", CFG_INT, OFF(max_future_ms), 0, 1LL << 40, 1, NULL},
     {"max-multibulk-len", CFG_INT, OFF(max_multibulk), 1, 1LL << 31, 1, NULL},
+    {"max-speed-kmh", CFG_INT, OFF(max_speed_kmh), 1, 100000, 1, NULL},
     {"maxclients", CFG_INT, OFF(maxclients), 1, 1000000, 1, NULL},
     {"port", CFG_INT, OFF(port), 0, 65535, 0, NULL},
     {"proto-inline-max-size", CFG_INT, OFF(max_inline), 1, 1LL << 30, 1, NULL},
@@ -81,7 +91,13 @@ static const cfg_param cfg_params[] = {
      2147483647LL - 2, 1, NULL},
     {"requirepass", CFG_STR, OFF(requirepass), 0, 0, 1, NULL},
     {"save", CFG_CONST, 0, 0, 0, 0, ""},
+    {"snapshot-log-bytes", CFG_INT, OFF(snapshot_log_bytes), 1024 * 1024,
+     1LL << 40, 1, NULL},
     {"timeout", CFG_INT, OFF(timeout), 0, 1LL << 31, 1, NULL},
+    {"trip-history-max", CFG_INT, OFF(trip_history_max), 1, 1LL << 32, 1, NULL},
+    {"trip-idle-timeout", CFG_INT, OFF(trip_idle_timeout), 0, 1LL << 31, 1, NULL},
+    {"trip-jitter-meters", CFG_INT, OFF(trip_jitter_m), 0, 10000, 1, NULL},
+    {"trip-max-points", CFG_INT, OFF(trip_max_points), 2, 1 << 24, 1, NULL},
 };
 #define CFG_COUNT (sizeof(cfg_params) / sizeof(cfg_params[0]))
 
@@ -200,6 +216,7 @@ static void config_set(fl_cmd_ctx *ctx)
         }
     }
     ctx->server->cfg = next;
+    fl_server_apply_config(ctx->server);
     fl_reply_ok(ctx->reply);
 }
 
@@ -408,9 +425,44 @@ static void info_memory(fl_cmd_ctx *ctx, fl_buf *b)
 
 static void info_persistence(fl_cmd_ctx *ctx, fl_buf *b)
 {
-    fl_buf_printf(b, "# Persistence\r\nloading:0\r\naof_enabled:0\r\n"
-        "appendfsync:%s\r\n\r\n",
-        fsync_names[ctx->server->cfg.fsync]);
+    const fl_persist *p = &ctx->server->persist;
+    fl_buf_printf(b, "# Persistence\r\nloading:%d\r\naof_enabled:%d\r\n"
+        "appendfsync:%s\r\naof_current_size:%llu\r\n"
+        "aof_records_appended:%llu\r\naof_records_synced:%llu\r\n"
+        "aof_fsyncs:%llu\r\naof_last_write_status:%s\r\n"
+        "rdb_bgsave_in_progress:%d\r\nrdb_last_save_time:%llu\r\n"
+        "rdb_last_bgsave_status:%s\r\nrdb_saves:%llu\r\n"
+        "loading_loaded_records:%llu\r\nloading_ms:%llu\r\n"
+        "loading_tail_cut_bytes:%llu\r\n\r\n",
+        p->replaying, p->wal != NULL, fsync_names[ctx->server->cfg.fsync],
+        (unsigned long long)p->log_bytes, (unsigned long long)p->appended,
+        (unsigned long long)p->synced, (unsigned long long)p->fsyncs,
+        p->write_errors || p->fsync_errors ? "err" : "ok",
+        p->snapshot_running != 0, (unsigned long long)(p->last_snapshot_ms / 1000),
+        p->snapshots_failed && !p->snapshots_ok ? "err" : "ok",
+        (unsigned long long)p->snapshots_ok, (unsigned long long)p->loaded_records,
+        (unsigned long long)p->load_ms, (unsigned long long)p->tail_cut_bytes);
+}
+
+FL_CMD(bgsave)
+{
+    const fl_server_hooks *h = &ctx->server->hooks;
+    if (ctx->argc > 2 || (ctx->argc == 2 && !fl_arg_eq(ctx, 1, "SCHEDULE"))) {
+        fl_reply_syntax_error(ctx);
+        return;
+    }
+    if (!h->bgsave) {
+        fl_reply_error(ctx->reply, "ERR persistence is off (no data directory)");
+        return;
+    }
+    char err[256] = "";
+    int rc = h->bgsave(h->store_ud, err, sizeof(err));
+    if (rc == -EBUSY)
+        fl_reply_error(ctx->reply, "ERR Background save already in progress");
+    else if (rc != 0)
+        fl_reply_errorf(ctx->reply, "ERR Background save failed: %s", err);
+    else
+        fl_reply_simple(ctx->reply, "Background saving started");
 }
 
 static void info_stats(fl_cmd_ctx *ctx, fl_buf *b)

@@ -19,6 +19,7 @@
 #include <strings.h>
 
 #include "server.h"
+#include "../store/log.h"
 
 #define W FL_CMD_WRITE
 #define R FL_CMD_READONLY
@@ -28,8 +29,14 @@
 
 /* Sorted by name (strcmp order). */
 const fl_command fl_commands[] = {
+    {"area.cell", fl_cmd_area_cell, 2, R | F, 0, 0, 0, "fleet",
+     "Vehicle counts by status in one geohash cell.", "0.2.0"},
+    {"area.supply", fl_cmd_area_supply, -2, R, 0, 0, 0, "fleet",
+     "Vehicle counts by status per cell at a geohash precision.", "0.2.0"},
     {"auth", fl_cmd_auth, -2, N | F, 0, 0, 0, "connection",
      "Authenticates the connection.", "1.0.0"},
+    {"bgsave", fl_cmd_bgsave, -1, A, 0, 0, 0, "server",
+     "Writes a snapshot in the background and trims the log.", "1.0.0"},
     {"client", fl_cmd_client, -2, 0, 0, 0, 0, "connection",
      "Connection management: ID, SETNAME, GETNAME, LIST, KILL.", "2.4.0"},
     {"command", fl_cmd_command, -1, 0, 0, 0, 0, "server",
@@ -88,8 +95,28 @@ const fl_command fl_commands[] = {
      "Sets the string value of a key.", "1.0.0"},
     {"time", fl_cmd_time, 1, F, 0, 0, 0, "server",
      "Returns the server time.", "2.6.0"},
+    {"trip.end", fl_cmd_trip_end, -2, W | F, 0, 0, 0, "fleet",
+     "Ends a vehicle's running trip.", "0.2.0"},
+    {"trip.get", fl_cmd_trip_get, 2, R | F, 0, 0, 0, "fleet",
+     "A trip with its metrics and path.", "0.2.0"},
+    {"trip.list", fl_cmd_trip_list, -2, R, 0, 0, 0, "fleet",
+     "A vehicle's trips, newest first, by time range.", "0.2.0"},
+    {"trip.start", fl_cmd_trip_start, -2, W | F, 0, 0, 0, "fleet",
+     "Starts a trip for a vehicle.", "0.2.0"},
     {"type", fl_cmd_type, 2, R | F, 1, 1, 1, "generic",
      "Returns the type of a key.", "1.0.0"},
+    {"vehicle.count", fl_cmd_vehicle_count, -1, R | F, 0, 0, 0, "fleet",
+     "Vehicles by status, in all fleets or one.", "0.2.0"},
+    {"vehicle.del", fl_cmd_vehicle_del, -2, W | F, 0, 0, 0, "fleet",
+     "Deletes vehicles; their running trips end.", "0.2.0"},
+    {"vehicle.get", fl_cmd_vehicle_get, 2, R | F, 0, 0, 0, "fleet",
+     "A vehicle's last position, status and trip.", "0.2.0"},
+    {"vehicle.nearby", fl_cmd_vehicle_nearby, -5, R, 0, 0, 0, "fleet",
+     "Vehicles within a radius, nearest first, by status and fleet.", "0.2.0"},
+    {"vehicle.update", fl_cmd_vehicle_update, -4, W | F, 0, 0, 0, "fleet",
+     "Records a position ping; feeds the running trip.", "0.2.0"},
+    {"vehicle.within", fl_cmd_vehicle_within, -5, R, 0, 0, 0, "fleet",
+     "Vehicles inside a longitude/latitude box.", "0.2.0"},
     {"zcard", fl_cmd_zcard, 2, R | F, 1, 1, 1, "sorted-set",
      "Number of members of a geo key.", "1.2.0"},
     {"zrange", fl_cmd_zrange, -4, R, 1, 1, 1, "sorted-set",
@@ -146,6 +173,25 @@ static void reply_unknown(fl_cmd_ctx *ctx)
                     nlen, ctx->argv[0], args);
 }
 
+/* A write must be loggable: refused when the log has failed (Redis'
+ * MISCONF) or when its record would exceed the log's record limit. */
+static int write_allowed(fl_cmd_ctx *ctx)
+{
+    const fl_persist *p = &ctx->server->persist;
+    if (!p->wal || p->replaying) return 1;
+    if (p->broken) {
+        fl_reply_error(ctx->reply, "MISCONF Errors writing to the write-ahead "
+                       "log: write commands are refused (see the server log)");
+        return 0;
+    }
+    size_t bytes = 0;
+    for (int i = 0; i < ctx->argc; i++) bytes += ctx->argvlen[i] + 10;
+    if (bytes <= FL_LOG_MAX_RECORD / 2) return 1;
+    fl_reply_errorf(ctx->reply, "ERR command too large for the write-ahead "
+                    "log (at most %u MB)", FL_LOG_MAX_RECORD / 2 >> 20);
+    return 0;
+}
+
 const fl_command *fl_cmd_dispatch(fl_cmd_ctx *ctx)
 {
     fl_server *s = ctx->server;
@@ -168,6 +214,10 @@ const fl_command *fl_cmd_dispatch(fl_cmd_ctx *ctx)
         !(c->flags & FL_CMD_NOAUTH)) {
         FL_STAT_INC(st->rejected);
         fl_reply_error(ctx->reply, "NOAUTH Authentication required.");
+        return NULL;
+    }
+    if ((c->flags & FL_CMD_WRITE) && !write_allowed(ctx)) {
+        FL_STAT_INC(st->rejected);
         return NULL;
     }
     int errors_before = ctx->reply->errors;

@@ -13,6 +13,12 @@
  * buffer (a client that does not read its replies is closed), the idle
  * timeout, and back-pressure: while a client has more than FL_OUT_PAUSE
  * bytes of replies unwritten we stop reading its requests.
+ *
+ * Durability: a client whose commands appended log records is "held":
+ * its replies stay in `out` until the check phase of this loop turn has
+ * written the log (and fsync'ed it under appendfsync always). Every client
+ * served in one turn shares that write and that fsync: group commit, with
+ * no extra thread and no reply ever sent ahead of its record.
  */
 #include "resp_server.h"
 
@@ -48,6 +54,8 @@ typedef struct fl_client {
     int writing;
     int reading;
     int closing;
+    int held;                  /* replies wait for the log (see above) */
+    struct fl_client *held_prev, *held_next;
     uint64_t last_active_ms;
 } fl_client;
 
@@ -58,7 +66,9 @@ struct fl_resp_server {
     fl_server *srv;
     fl_client *clients;
     fl_client *current;        /* the client whose command is running */
-    int handles_open;          /* listener + cron, freed when both closed */
+    fl_client *held;           /* clients whose replies wait for the log */
+    uv_check_t check;          /* after I/O: write the log, release them */
+    int handles_open;          /* listener, cron, check: freed when all closed */
     size_t nclients;
     uint64_t next_id;
     int closing;
@@ -81,10 +91,21 @@ static void client_freed(uv_handle_t *h)
     free(c);
 }
 
+static void client_unhold(fl_client *c)
+{
+    if (!c->held) return;
+    if (c->held_prev) c->held_prev->held_next = c->held_next;
+    else c->rs->held = c->held_next;
+    if (c->held_next) c->held_next->held_prev = c->held_prev;
+    c->held_prev = c->held_next = NULL;
+    c->held = 0;
+}
+
 static void client_close(fl_client *c)
 {
     if (c->closing) return;
     c->closing = 1;
+    client_unhold(c);
     fl_resp_server *rs = c->rs;
     if (c->prev) c->prev->next = c->next;
     else rs->clients = c->next;
@@ -99,7 +120,7 @@ static void client_write_done(uv_write_t *req, int status);
  * the rest. */
 static void client_flush(fl_client *c)
 {
-    if (c->closing || c->writing || c->out.len == 0) return;
+    if (c->closing || c->writing || c->held || c->out.len == 0) return;
     size_t len = c->out.len < FL_WRITE_MAX ? c->out.len : FL_WRITE_MAX;
     uv_buf_t b = uv_buf_init(c->out.data, (unsigned)len);
     int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
@@ -241,6 +262,49 @@ static void client_process(fl_client *c)
     }
 }
 
+/* After a batch: hand replies to the socket, then close, pause or resume
+ * reading as the client's state says. */
+static void client_after_process(fl_client *c)
+{
+    client_flush(c);
+    if (c->closing) return;
+    if (c->sess.close_after_reply && !c->writing) {
+        client_close(c);
+        return;
+    }
+    int pause = c->sess.close_after_reply ||
+                c->out.len + c->wire.len >= FL_OUT_PAUSE;
+    if (pause && c->reading) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = 0;
+    } else if (!pause && !c->reading) {
+        client_resume_reading(c);
+    }
+}
+
+/* Records a client's replies must wait for: written, or synced under
+ * appendfsync always. */
+static uint64_t durable_level(const fl_server *srv)
+{
+    const fl_persist *p = &srv->persist;
+    return srv->cfg.fsync == FL_FSYNC_ALWAYS ? p->synced : p->written;
+}
+
+static void client_hold(fl_client *c)
+{
+    if (!c->held) {
+        c->held = 1;
+        c->held_prev = NULL;
+        c->held_next = c->rs->held;
+        if (c->rs->held) c->rs->held->held_prev = c;
+        c->rs->held = c;
+    }
+    if (c->out.len + c->wire.len >= FL_OUT_PAUSE && c->reading) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = 0;
+    }
+}
+
 static void client_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     (void)buf;
@@ -261,19 +325,32 @@ static void client_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     client_process(c);
     if (c->closing) return;
-    client_flush(c);
-    if (c->closing) return;
-    if (c->sess.close_after_reply && !c->writing) {
-        client_close(c);
+    if (c->sess.wal_need > durable_level(c->rs->srv)) {
+        client_hold(c);
         return;
     }
-    if (c->sess.close_after_reply && c->reading) {
-        uv_read_stop(s);
-        c->reading = 0;
-    }
-    if (c->out.len + c->wire.len >= FL_OUT_PAUSE && c->reading) {
-        uv_read_stop(s);
-        c->reading = 0;
+    client_after_process(c);
+}
+
+/* Check phase: make this turn's log records durable, then release the
+ * replies that waited for them. If the log has failed, a waiting client
+ * is disconnected: its writes were applied but cannot be promised. */
+static void check_cb(uv_check_t *h)
+{
+    fl_resp_server *rs = h->data;
+    fl_server *srv = rs->srv;
+    if (srv->hooks.persist_flush) srv->hooks.persist_flush(srv->hooks.store_ud);
+    uint64_t level = durable_level(srv);
+    fl_client *c = rs->held;
+    while (c) {
+        fl_client *next = c->held_next;
+        if (c->sess.wal_need <= level) {
+            client_unhold(c);
+            client_after_process(c);
+        } else if (srv->persist.broken) {
+            client_close(c);
+        }
+        c = next;
     }
 }
 
@@ -475,14 +552,22 @@ int fl_resp_server_start(uv_loop_t *loop, fl_server *srv, fl_resp_server **out,
         uv_close((uv_handle_t *)&rs->listener, handle_closed);
         return rc;
     }
-    if (uv_timer_init(loop, &rs->cron) == 0) {
-        rs->cron.data = rs;
-        rs->handles_open++;
-        (void)uv_timer_start(&rs->cron, cron_tick, 1000, 1000);
+    if (uv_timer_init(loop, &rs->cron) != 0 || uv_check_init(loop, &rs->check) != 0) {
+        snprintf(err, errlen, "cannot create the loop's timer or check handle");
+        uv_close((uv_handle_t *)&rs->listener, handle_closed);
+        return UV_ENOMEM;
     }
-    srv->hooks = (fl_server_hooks){rs, hook_client_list, hook_client_kill,
-                                   hook_clients_connected, hook_output_bytes,
-                                   hook_memory};
+    rs->cron.data = rs;
+    rs->check.data = rs;
+    rs->handles_open += 2;
+    (void)uv_timer_start(&rs->cron, cron_tick, 1000, 1000);
+    (void)uv_check_start(&rs->check, check_cb);
+    srv->hooks.ud = rs;
+    srv->hooks.client_list = hook_client_list;
+    srv->hooks.client_kill = hook_client_kill;
+    srv->hooks.clients_connected = hook_clients_connected;
+    srv->hooks.clients_output_bytes = hook_output_bytes;
+    srv->hooks.memory = hook_memory;
     *out = rs;
     return 0;
 }
@@ -494,10 +579,12 @@ size_t fl_resp_server_clients(const fl_resp_server *rs)
 
 void fl_resp_server_close(fl_resp_server *rs)
 {
+    /* Replies still waiting for the log are dropped with their clients;
+     * the records themselves are written by the store's shutdown. */
     while (rs->clients) client_close(rs->clients);
-    if (rs->handles_open == 2) {
-        uv_timer_stop(&rs->cron);
-        uv_close((uv_handle_t *)&rs->cron, handle_closed);
-    }
+    uv_timer_stop(&rs->cron);
+    uv_close((uv_handle_t *)&rs->cron, handle_closed);
+    uv_check_stop(&rs->check);
+    uv_close((uv_handle_t *)&rs->check, handle_closed);
     uv_close((uv_handle_t *)&rs->listener, handle_closed);
 }

@@ -1,0 +1,587 @@
+/*
+ * fleet.c - vehicles: pings, deletion, counts, and the NEARBY and WITHIN
+ * searches. Trips are in trip.c, supply cells in supply.c; the shape of the
+ * whole is described in fleet.h.
+ *
+ * Searches reuse the geo set of GEOSEARCH: it returns candidates from the
+ * cells around the shape, decided on their 52-bit geohash positions, and
+ * this file filters them by status and fleet and re-measures them on the
+ * exact positions. Because filters can reject candidates, a COUNT query
+ * asks the index for more than it needs and asks again, four times wider,
+ * when filtering left it short.
+ */
+#include "fleet_int.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "../util/buf.h"
+
+#define FL_MEAN_EARTH_RADIUS_M 6371008.8
+/* Candidates are drawn with Redis' larger radius constant; widen the
+ * index radius so nothing inside the mean-radius circle is missed. */
+#define FL_RADIUS_WIDEN (FL_GEO_EARTH_RADIUS_M / FL_MEAN_EARTH_RADIUS_M)
+#define FL_RELOCATE_AFTER 3
+
+static const char *const status_names[FL_VS_COUNT] = {"available", "busy",
+                                                      "offline"};
+
+const char *fl_vstatus_name(int status)
+{
+    return status >= 0 && status < FL_VS_COUNT ? status_names[status] : "?";
+}
+
+int fl_vstatus_parse(const char *s, size_t n)
+{
+    for (int i = 0; i < FL_VS_COUNT; i++)
+        if (strlen(status_names[i]) == n && strncasecmp(s, status_names[i], n) == 0)
+            return i;
+    return -1;
+}
+
+void fl_fleet_config_defaults(fl_fleet_config *c)
+{
+    c->jitter_m = 5.0;
+    c->max_speed_kmh = 300.0;
+    c->idle_speed_kmh = 2.0;
+    c->max_future_ms = 5 * 60 * 1000;
+    c->trip_idle_ms = 30 * 60 * 1000;
+    c->trip_max_points = 100000;
+    c->trip_history_max = 1000000;
+}
+
+static const char *vehicle_key(const void *rec, size_t *len)
+{
+    const fl_vehicle *v = rec;
+    *len = v->id_len;
+    return v->id;
+}
+
+static const char *group_key(const void *rec, size_t *len)
+{
+    const fl_fleet_group *g = rec;
+    *len = g->name_len;
+    return g->name;
+}
+
+static const char *trip_key(const void *rec, size_t *len)
+{
+    const fl_trip *t = rec;
+    *len = t->id_len;
+    return t->id;
+}
+
+static const char *history_key(const void *rec, size_t *len)
+{
+    const fl_trip_history *h = rec;
+    *len = h->vid_len;
+    return h->vid;
+}
+
+static void fleet_init_maps(fl_fleet *f)
+{
+    fl_ptrmap_init(&f->vehicles, f->seed, vehicle_key);
+    fl_ptrmap_init(&f->groups, f->seed ^ 1, group_key);
+    fl_ptrmap_init(&f->trips, f->seed ^ 2, trip_key);
+    fl_ptrmap_init(&f->histories, f->seed ^ 3, history_key);
+    f->where = fl_geoset_new(f->seed ^ 4);
+    if (!f->where) abort();
+}
+
+fl_fleet *fl_fleet_new(const fl_fleet_config *cfg, uint64_t seed)
+{
+    fl_fleet *f = fl_xcalloc(1, sizeof(*f));
+    f->cfg = *cfg;
+    f->seed = seed;
+    f->trip_seq = 1;
+    fleet_init_maps(f);
+    return f;
+}
+
+static void free_members(fl_fleet *f)
+{
+    fl__trips_free_all(f);
+    for (size_t i = 0; f->vehicles.slots && i <= f->vehicles.mask; i++)
+        free(f->vehicles.slots[i]);
+    for (size_t i = 0; f->groups.slots && i <= f->groups.mask; i++)
+        free(f->groups.slots[i]);
+    fl_ptrmap_free(&f->vehicles);
+    fl_ptrmap_free(&f->groups);
+    fl_ptrmap_free(&f->trips);
+    fl_ptrmap_free(&f->histories);
+    fl_geoset_free(f->where);
+    f->where = NULL;
+    fl__cells_free(f);
+}
+
+void fl_fleet_free(fl_fleet *f)
+{
+    if (!f) return;
+    free_members(f);
+    free(f);
+}
+
+void fl_fleet_clear(fl_fleet *f)
+{
+    free_members(f);
+    uint64_t closed = f->stats.trips_closed_idle;
+    memset(&f->stats, 0, sizeof(f->stats));
+    f->stats.trips_closed_idle = closed;
+    fleet_init_maps(f);
+}
+
+void fl_fleet_configure(fl_fleet *f, const fl_fleet_config *cfg)
+{
+    f->cfg = *cfg;
+}
+
+const fl_fleet_config *fl_fleet_get_config(const fl_fleet *f)
+{
+    return &f->cfg;
+}
+
+const fl_fleet_stats *fl_fleet_get_stats(const fl_fleet *f)
+{
+    return &f->stats;
+}
+
+size_t fl_fleet_bytes(const fl_fleet *f)
+{
+    size_t per_vehicle = sizeof(fl_vehicle) + 16;
+    return f->stats.vehicles * per_vehicle + fl_geoset_bytes(f->where) +
+           fl_ptrmap_bytes(&f->vehicles) + fl_ptrmap_bytes(&f->trips) +
+           fl_ptrmap_bytes(&f->histories) + f->trip_bytes +
+           (f->cells.mask ? (f->cells.mask + 1) * sizeof(fl__cell) : 0);
+}
+
+double fl_fleet_distance_m(double lon1, double lat1, double lon2, double lat2)
+{
+    const double rad = M_PI / 180.0;
+    double dlat = (lat2 - lat1) * rad, dlon = (lon2 - lon1) * rad;
+    double s1 = sin(dlat / 2), s2 = sin(dlon / 2);
+    double a = s1 * s1 + cos(lat1 * rad) * cos(lat2 * rad) * s2 * s2;
+    if (a > 1) a = 1;
+    return 2 * FL_MEAN_EARTH_RADIUS_M * asin(sqrt(a));
+}
+
+const char *fl_vehicle_fleet(const fl_vehicle *v, size_t *len)
+{
+    if (!v->group) {
+        *len = 0;
+        return NULL;
+    }
+    *len = v->group->name_len;
+    return v->group->name;
+}
+
+/* ---- counts ---- */
+
+static fl_fleet_group *group_get(fl_fleet *f, const char *name, size_t len)
+{
+    fl_fleet_group *g = fl_ptrmap_get(&f->groups, name, len);
+    if (g) return g;
+    g = fl_xcalloc(1, sizeof(*g) + len);
+    g->name_len = (uint8_t)len;
+    memcpy(g->name, name, len);
+    if (fl_ptrmap_put(&f->groups, g) != 0) abort();
+    return g;
+}
+
+/* Adds (delta 1) or removes (-1) a vehicle from every count it is in. */
+static void count_vehicle(fl_fleet *f, const fl_vehicle *v, int delta)
+{
+    f->stats.by_status[v->status] += (uint64_t)(int64_t)delta;
+    if (v->group) v->group->by_status[v->status] += (uint64_t)(int64_t)delta;
+    fl__cells_add(f, v->cell, v->status, delta);
+}
+
+void fl_fleet_count(const fl_fleet *f, const char *fleet, size_t len,
+                    uint64_t out[FL_VS_COUNT])
+{
+    const uint64_t *src = f->stats.by_status;
+    if (fleet) {
+        const fl_fleet_group *g = fl_ptrmap_get(&f->groups, fleet, len);
+        static const uint64_t zero[FL_VS_COUNT];
+        src = g ? g->by_status : zero;
+    }
+    memcpy(out, src, sizeof(uint64_t) * FL_VS_COUNT);
+}
+
+/* ---- pings ---- */
+
+static int ping_valid(const fl_fleet *f, size_t len, const fl_ping *p,
+                      int64_t now_ms)
+{
+    if (len == 0 || len > FL_FLEET_ID_MAX) return -EINVAL;
+    if (!isfinite(p->lon) || !isfinite(p->lat) ||
+        !fl_geo_coords_valid(p->lon, p->lat))
+        return -EINVAL;
+    if (!isnan(p->speed_kmh) && !(p->speed_kmh >= 0 && isfinite(p->speed_kmh)))
+        return -EINVAL;
+    if (!isnan(p->heading) && !(p->heading >= 0 && p->heading <= 360))
+        return -EINVAL;
+    if (p->fleet && (p->fleet_len == 0 || p->fleet_len > FL_FLEET_ID_MAX))
+        return -EINVAL;
+    if (p->status >= FL_VS_COUNT) return -EINVAL;
+    if (p->ts_ms <= 0 ||
+        (p->ts_ms > now_ms && p->ts_ms - now_ms > f->cfg.max_future_ms))
+        return -ERANGE;
+    return 0;
+}
+
+static void index_position(fl_fleet *f, fl_vehicle *v)
+{
+    int outcome;
+    double score = (double)fl_geo_score(v->lon, v->lat);
+    if (fl_geoset_add(f->where, v->id, v->id_len, score, 0, &outcome) != 0)
+        abort();
+}
+
+static void vehicle_create(fl_fleet *f, const char *id, size_t len,
+                           const fl_ping *p)
+{
+    fl_vehicle *v = fl_xcalloc(1, sizeof(*v) + len);
+    v->id_len = (uint8_t)len;
+    memcpy(v->id, id, len);
+    v->lon = p->lon;
+    v->lat = p->lat;
+    v->ts_ms = p->ts_ms;
+    v->speed_kmh = p->speed_kmh;
+    v->heading = p->heading;
+    v->status = p->status >= 0 ? (uint8_t)p->status : FL_VS_AVAILABLE;
+    v->group = p->fleet ? group_get(f, p->fleet, p->fleet_len) : NULL;
+    v->cell = fl__cell_of(v->lon, v->lat);
+    if (fl_ptrmap_put(&f->vehicles, v) != 0) abort();
+    index_position(f, v);
+    f->stats.vehicles++;
+    count_vehicle(f, v, 1);
+}
+
+/* Decides whether a ping from a known vehicle is applied: returns the
+ * outcome, with *relocated set when a run of implausible pings is taken
+ * as the vehicle's new place. */
+static int judge_ping(fl_fleet *f, fl_vehicle *v, const fl_ping *p)
+{
+    if (p->ts_ms <= v->ts_ms) return FL_PING_STALE;
+    double d = fl_fleet_distance_m(v->lon, v->lat, p->lon, p->lat);
+    double hours = (double)(p->ts_ms - v->ts_ms) / 3.6e6;
+    if (d <= f->cfg.jitter_m || d / 1000.0 <= f->cfg.max_speed_kmh * hours) {
+        v->suspect = 0;
+        return FL_PING_APPLIED;
+    }
+    v->flagged++;
+    if (v->trip) v->trip->flagged++;
+    if (++v->suspect < FL_RELOCATE_AFTER) return FL_PING_IMPLAUSIBLE;
+    v->suspect = 0;
+    return FL_PING_RELOCATED;
+}
+
+static void vehicle_apply(fl_fleet *f, fl_vehicle *v, const fl_ping *p,
+                          int relocated)
+{
+    uint64_t cell = fl__cell_of(p->lon, p->lat);
+    fl_fleet_group *group = p->fleet ? group_get(f, p->fleet, p->fleet_len)
+                                     : v->group;
+    int status = p->status >= 0 ? p->status : v->status;
+    int recount = cell != v->cell || group != v->group || status != v->status;
+    if (recount) count_vehicle(f, v, -1);
+    if (v->trip) fl__trip_feed(f, v, p->lon, p->lat, p->ts_ms, p->speed_kmh,
+                               relocated);
+    int moved = fl_geo_score(p->lon, p->lat) != fl_geo_score(v->lon, v->lat);
+    v->lon = p->lon;
+    v->lat = p->lat;
+    v->ts_ms = p->ts_ms;
+    if (!isnan(p->speed_kmh)) v->speed_kmh = p->speed_kmh;
+    if (!isnan(p->heading)) v->heading = p->heading;
+    v->cell = cell;
+    v->group = group;
+    v->status = (uint8_t)status;
+    if (moved) index_position(f, v);
+    if (recount) count_vehicle(f, v, 1);
+}
+
+int fl_fleet_update(fl_fleet *f, const char *id, size_t len,
+                    const fl_ping *p, int64_t now_ms, int *outcome)
+{
+    int rc = ping_valid(f, len, p, now_ms);
+    if (rc != 0) return rc;
+    fl_vehicle *v = fl_ptrmap_get(&f->vehicles, id, len);
+    if (!v) {
+        vehicle_create(f, id, len, p);
+        f->stats.pings_applied++;
+        *outcome = FL_PING_APPLIED;
+        return 0;
+    }
+    *outcome = judge_ping(f, v, p);
+    switch (*outcome) {
+    case FL_PING_STALE: f->stats.pings_stale++; return 0;
+    case FL_PING_IMPLAUSIBLE: f->stats.pings_implausible++; return 0;
+    case FL_PING_RELOCATED: f->stats.pings_relocated++; break;
+    default: f->stats.pings_applied++; break;
+    }
+    vehicle_apply(f, v, p, *outcome == FL_PING_RELOCATED);
+    return 0;
+}
+
+const fl_vehicle *fl_fleet_vehicle(const fl_fleet *f, const char *id,
+                                   size_t len)
+{
+    return fl_ptrmap_get(&f->vehicles, id, len);
+}
+
+int fl_fleet_delete(fl_fleet *f, const char *id, size_t len)
+{
+    fl_vehicle *v = fl_ptrmap_get(&f->vehicles, id, len);
+    if (!v) return 0;
+    if (v->trip) {
+        const fl_trip *t;
+        if (fl_fleet_trip_end(f, id, len, v->ts_ms, FL_TRIP_VEHICLE_DELETED, &t) != 0)
+            abort();
+    }
+    fl__trip_forget_vehicle(f, v);
+    count_vehicle(f, v, -1);
+    (void)fl_geoset_remove(f->where, id, len);
+    (void)fl_ptrmap_del(&f->vehicles, id, len);
+    f->stats.vehicles--;
+    free(v);
+    return 1;
+}
+
+/* ---- searches ---- */
+
+void fl_fleet_hits_free(fl_fleet_hits *h)
+{
+    free(h->v);
+    fl_geo_result_free(&h->scratch);
+    memset(h, 0, sizeof(*h));
+}
+
+static void hits_push(fl_fleet_hits *h, const fl_vehicle *v, double d)
+{
+    if (h->n == h->cap) {
+        h->cap = h->cap ? h->cap * 2 : 64;
+        h->v = fl_xrealloc(h->v, h->cap * sizeof(*h->v));
+    }
+    h->v[h->n].v = v;
+    h->v[h->n].dist_m = d;
+    h->n++;
+}
+
+typedef struct query_filter {
+    int status;
+    const fl_fleet_group *group;
+    int no_match;               /* the fleet named does not exist */
+} query_filter;
+
+static query_filter make_filter(const fl_fleet *f, const fl_fleet_query *q)
+{
+    query_filter qf = {q->status, NULL, 0};
+    if (q->fleet) {
+        qf.group = fl_ptrmap_get(&f->groups, q->fleet, q->fleet_len);
+        qf.no_match = qf.group == NULL;
+    }
+    return qf;
+}
+
+static int filter_pass(const query_filter *qf, const fl_vehicle *v)
+{
+    return (qf->status < 0 || v->status == qf->status) &&
+           (!qf->group || v->group == qf->group);
+}
+
+static int hit_cmp(const void *a, const void *b)
+{
+    const fl_fleet_hit *x = a, *y = b;
+    if (x->dist_m != y->dist_m) return x->dist_m < y->dist_m ? -1 : 1;
+    size_t n = x->v->id_len < y->v->id_len ? x->v->id_len : y->v->id_len;
+    int c = memcmp(x->v->id, y->v->id, n);
+    return c ? c : (int)x->v->id_len - (int)y->v->id_len;
+}
+
+/* One round of NEARBY asking the index for at most `want` candidates
+ * (0: all). Returns the number of candidates the index gave. */
+static long long near_round(const fl_fleet *f, const fl_fleet_query *q,
+                            const query_filter *qf, long long want,
+                            fl_fleet_hits *out)
+{
+    fl_geo_query gq = {0};
+    gq.shape.type = FL_GEO_CIRCLE;
+    gq.shape.lon = q->lon;
+    gq.shape.lat = q->lat;
+    gq.shape.radius = q->radius_m * FL_RADIUS_WIDEN + 1.0;
+    gq.shape.conversion = 1;
+    gq.count = want;
+    gq.sort = want ? FL_GEO_SORT_ASC : FL_GEO_SORT_NONE;
+    if (fl_geoset_search(f->where, &gq, &out->scratch) != 0) abort();
+    out->n = 0;
+    for (size_t i = 0; i < out->scratch.n; i++) {
+        const fl_zmember *m = out->scratch.v[i].m;
+        const fl_vehicle *v = fl_ptrmap_get(&f->vehicles, m->name, m->len);
+        if (!v || !filter_pass(qf, v)) continue;
+        double d = fl_fleet_distance_m(q->lon, q->lat, v->lon, v->lat);
+        if (d <= q->radius_m) hits_push(out, v, d);
+    }
+    return (long long)out->scratch.n;
+}
+
+static int search_near(const fl_fleet *f, const fl_fleet_query *q,
+                       const query_filter *qf, fl_fleet_hits *out)
+{
+    if (!fl_geo_coords_valid(q->lon, q->lat) || !(q->radius_m >= 0) ||
+        !isfinite(q->radius_m))
+        return -EINVAL;
+    int filtered = q->status >= 0 || q->fleet;
+    /* A little slack even unfiltered: the index ranks on geohash
+     * positions, the reply on exact ones. */
+    long long want = q->count ? (filtered ? q->count * 2 + 16 : q->count + 8) : 0;
+    for (;;) {
+        long long got = near_round(f, q, qf, want, out);
+        if (!want || (long long)out->n >= q->count || got < want) break;
+        want = want > (1LL << 40) ? 0 : want * 4;
+    }
+    qsort(out->v, out->n, sizeof(*out->v), hit_cmp);
+    if (q->count && (long long)out->n > q->count) out->n = (size_t)q->count;
+    return 0;
+}
+
+static int in_box(const double b[4], double lon, double lat)
+{
+    return lon >= b[0] && lon <= b[2] && lat >= b[1] && lat <= b[3];
+}
+
+/* Boxes too large for a geohash box search are answered by a scan. */
+static void box_scan(const fl_fleet *f, const double b[4],
+                     const query_filter *qf, long long count,
+                     fl_fleet_hits *out)
+{
+    for (size_t i = 0; f->vehicles.slots && i <= f->vehicles.mask; i++) {
+        const fl_vehicle *v = f->vehicles.slots[i];
+        if (!v || !filter_pass(qf, v) || !in_box(b, v->lon, v->lat)) continue;
+        hits_push(out, v, 0);
+        if (count && (long long)out->n >= count) return;
+    }
+}
+
+static void box_part(const fl_fleet *f, const double b[4],
+                     const query_filter *qf, long long count,
+                     fl_fleet_hits *out)
+{
+    const double rad = M_PI / 180.0, R = FL_GEO_EARTH_RADIUS_M;
+    if (b[2] - b[0] > 120 || b[3] - b[1] > 60) {
+        box_scan(f, b, qf, count, out);
+        return;
+    }
+    double min_abs = b[1] <= 0 && b[3] >= 0 ? 0
+                   : fmin(fabs(b[1]), fabs(b[3]));
+    fl_geo_query gq = {0};
+    gq.shape.type = FL_GEO_BOX;
+    gq.shape.lon = (b[0] + b[2]) / 2;
+    gq.shape.lat = (b[1] + b[3]) / 2;
+    gq.shape.width = (b[2] - b[0]) * rad * R * cos(min_abs * rad) + 2.0;
+    gq.shape.height = (b[3] - b[1]) * rad * R + 2.0;
+    gq.shape.conversion = 1;
+    if (fl_geoset_search(f->where, &gq, &out->scratch) != 0) abort();
+    for (size_t i = 0; i < out->scratch.n; i++) {
+        const fl_zmember *m = out->scratch.v[i].m;
+        const fl_vehicle *v = fl_ptrmap_get(&f->vehicles, m->name, m->len);
+        if (!v || !filter_pass(qf, v) || !in_box(b, v->lon, v->lat)) continue;
+        hits_push(out, v, 0);
+        if (count && (long long)out->n >= count) return;
+    }
+}
+
+static int search_box(const fl_fleet *f, const fl_fleet_query *q,
+                      const query_filter *qf, fl_fleet_hits *out)
+{
+    const double *b = q->box;
+    for (int i = 0; i < 4; i++)
+        if (!isfinite(b[i])) return -EINVAL;
+    if (!fl_geo_coords_valid(b[0], b[1]) || !fl_geo_coords_valid(b[2], b[3]) ||
+        b[1] > b[3])
+        return -EINVAL;
+    if (b[0] <= b[2]) {
+        box_part(f, b, qf, q->count, out);
+        return 0;
+    }
+    double east[4] = {b[0], b[1], 180.0, b[3]};
+    double west[4] = {-180.0, b[1], b[2], b[3]};
+    box_part(f, east, qf, q->count, out);
+    if (!q->count || (long long)out->n < q->count)
+        box_part(f, west, qf, q->count, out);
+    return 0;
+}
+
+int fl_fleet_search(const fl_fleet *f, const fl_fleet_query *q,
+                    fl_fleet_hits *out)
+{
+    out->n = 0;
+    if (q->count < 0) return -EINVAL;
+    query_filter qf = make_filter(f, q);
+    if (qf.no_match) return 0;
+    return q->is_box ? search_box(f, q, &qf, out) : search_near(f, q, &qf, out);
+}
+
+/* ---- walking and restoring ---- */
+
+int fl_fleet_each_vehicle(const fl_fleet *f,
+                          int (*fn)(void *ud, const fl_vehicle *v), void *ud)
+{
+    fl_zit it;
+    uint64_t score;
+    fl_zmember *m;
+    fl_zindex_seek_rank(fl_geoset_index(f->where), 0, &it);
+    while (fl_zit_next(&it, &score, &m)) {
+        const fl_vehicle *v = fl_ptrmap_get(&f->vehicles, m->name, m->len);
+        if (!v) continue;
+        int rc = fn(ud, v);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+int fl_fleet_restore_vehicle(fl_fleet *f, const char *id, size_t len,
+                             const fl_vehicle *src, const char *fleet,
+                             size_t fleet_len, const fl_trip *trip)
+{
+    fl_ping p = {src->lon, src->lat, src->ts_ms, src->speed_kmh, src->heading,
+                 fleet, fleet_len, src->status};
+    if (len == 0 || len > FL_FLEET_ID_MAX || src->status >= FL_VS_COUNT ||
+        !fl_geo_coords_valid(src->lon, src->lat) || src->ts_ms <= 0 ||
+        (fleet && (fleet_len == 0 || fleet_len > FL_FLEET_ID_MAX)))
+        return -EINVAL;
+    if (fl_ptrmap_get(&f->vehicles, id, len)) return -EEXIST;
+    vehicle_create(f, id, len, &p);
+    fl_vehicle *v = fl_ptrmap_get(&f->vehicles, id, len);
+    v->flagged = src->flagged;
+    v->suspect = src->suspect < FL_RELOCATE_AFTER ? src->suspect : 0;
+    if (!trip) return 0;
+    const fl_trip *t;
+    int rc = fl_fleet_trip_start(f, id, len, trip->id, trip->id_len,
+                                 trip->start_ms, INT64_MAX, &t);
+    if (rc != 0) return rc;
+    /* fl_fleet_trip_start began a path at the vehicle's position; the
+     * restored trip brings its own. */
+    fl_trip *rt = (fl_trip *)t;
+    fl_path path = rt->path;
+    rt->path = trip->path;
+    rt->path.enc = fl_xmalloc(trip->path.len ? trip->path.len : 1);
+    memcpy(rt->path.enc, trip->path.enc, trip->path.len);
+    rt->path.cap = trip->path.len ? trip->path.len : 1;
+    f->trip_bytes += rt->path.cap;
+    f->trip_bytes -= path.cap;
+    free(path.enc);
+    rt->start_ms = trip->start_ms;
+    rt->last_ms = trip->last_ms;
+    rt->distance_m = trip->distance_m;
+    rt->idle_ms = trip->idle_ms;
+    rt->anchor_lon = trip->anchor_lon;
+    rt->anchor_lat = trip->anchor_lat;
+    rt->max_speed_kmh = trip->max_speed_kmh;
+    rt->pings = trip->pings;
+    rt->flagged = trip->flagged;
+    rt->truncated = trip->truncated;
+    return 0;
+}

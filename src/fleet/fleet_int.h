@@ -1,0 +1,65 @@
+/*
+ * fleet_int.h - the fleet's private state, shared by fleet.c (vehicles and
+ * searches), trip.c (trips and their history) and supply.c (counts by
+ * area). Nothing outside src/fleet/ includes this.
+ */
+#ifndef FL_FLEET_INT_H
+#define FL_FLEET_INT_H
+
+#include "fleet.h"
+
+typedef struct fl_fleet_group {
+    uint64_t by_status[FL_VS_COUNT];
+    uint8_t name_len;
+    char name[];
+} fl_fleet_group;
+
+/* The finished trips of one vehicle id; lives while it holds trips. */
+typedef struct fl_trip_history {
+    fl_trip *newest, *oldest;
+    fl_vehicle *owner;          /* NULL once the vehicle is deleted */
+    uint8_t vid_len;
+    char vid[];
+} fl_trip_history;
+
+/* One supply cell: key = level << 56 | prefix bits; 0 = empty slot. */
+typedef struct fl__cell {
+    uint64_t key;
+    uint32_t by_status[FL_VS_COUNT];
+} fl__cell;
+
+typedef struct fl__cellmap {
+    fl__cell *slots;
+    size_t mask, count;
+} fl__cellmap;
+
+struct fl_fleet {
+    fl_fleet_config cfg;
+    fl_fleet_stats stats;
+    uint64_t seed;
+    fl_ptrmap vehicles;         /* id -> fl_vehicle */
+    fl_geoset *where;           /* id -> geohash score */
+    fl_ptrmap groups;           /* fleet name -> fl_fleet_group */
+    fl_ptrmap trips;            /* trip id -> fl_trip, running or finished */
+    fl_ptrmap histories;        /* vehicle id -> fl_trip_history */
+    fl_trip *run_oldest, *run_newest; /* running, by last ping arrival */
+    fl_trip *fin_oldest, *fin_newest; /* finished, by end */
+    fl__cellmap cells;
+    uint64_t trip_seq;
+    size_t trip_bytes;          /* trips and paths, for fl_fleet_bytes */
+};
+
+/* A running trip's vehicle is lprev/lnext's owner; it is found through
+ * the `running_of` back pointer kept in the history-less case. */
+void fl__trip_touch(fl_fleet *f, fl_trip *t);
+void fl__trip_feed(fl_fleet *f, fl_vehicle *v, double lon, double lat,
+                   int64_t ts_ms, float speed_kmh, int relocated);
+void fl__trips_free_all(fl_fleet *f);
+/* Detaches a deleted vehicle from its history (trips stay). */
+void fl__trip_forget_vehicle(fl_fleet *f, fl_vehicle *v);
+
+void fl__cells_add(fl_fleet *f, uint64_t cell35, int status, int delta);
+void fl__cells_free(fl_fleet *f);
+uint64_t fl__cell_of(double lon, double lat);
+
+#endif

@@ -1,0 +1,449 @@
+/*
+ * durable.c - loading, log policy, snapshots and idle-trip closing on the
+ * event loop; see durable.h for the contract.
+ *
+ * The file state machine, as the directory holds it:
+ *   snapshot.S   the state before segment S (complete: ends with 'E')
+ *   log.K        records after snapshot S for every K >= S, in order
+ *   *.tmp        a snapshot being written (ignored and removed at start)
+ * Starting a snapshot rotates the log to log.S' first, so the child's
+ * copy-on-write image is exactly "everything before S'". Only after the
+ * child's file is complete and renamed are older segments deleted, so a
+ * crash at any point leaves either the old snapshot with all its
+ * segments, or the new one with its segments.
+ */
+#include "durable.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "snapshot.h"
+#include "wal.h"
+#include "../fleet/fleet.h"
+
+#define TICK_MS 100
+
+struct fl_durable {
+    uv_loop_t *loop;
+    fl_server *s;
+    uv_timer_t tick;
+    uv_work_t fsync_req;
+    int fsync_inflight, fsync_rc, fsync_fd;
+    uint64_t fsync_target, fsync_t0, last_sync_ms, last_idle_ms;
+    pid_t child;
+    uint64_t child_seq;
+    int snapshot_wanted;
+    int stopping, tick_closed;
+};
+
+static uint64_t wall_ms(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
+}
+
+/* ---- loading ---- */
+
+typedef struct load_ctx {
+    fl_server *s;
+    fl_apply_state st;
+    int snapshot;               /* 1 while reading the snapshot */
+    uint64_t replay_errors;
+} load_ctx;
+
+static int on_record(void *ud, const uint8_t *p, size_t n)
+{
+    load_ctx *lc = ud;
+    lc->st.err[0] = '\0';
+    int rc = fl_store_apply(lc->s, p, n, &lc->st);
+    if (rc == 0) return 0;
+    if (lc->snapshot) return rc;
+    /* A logged command that fails on replay is a bug, not damage (the
+     * checksum held): report it and keep the rest of the history. */
+    if (lc->replay_errors++ < 10)
+        fprintf(stderr, "fleetd: log replay: %s\n", lc->st.err);
+    return 0;
+}
+
+static int load_snapshot(fl_server *s, uint64_t seq, load_ctx *lc,
+                         char *err, size_t errlen)
+{
+    char path[1024];
+    fl_log_report rep;
+    if (fl_store_path(path, sizeof(path), s->cfg.dir, "snapshot", seq, 0)) return -1;
+    lc->snapshot = 1;
+    int rc = fl_log_read_file(path, FL_LOG_KIND_SNAPSHOT, on_record, lc, 0, &rep);
+    lc->snapshot = 0;
+    if (rc == 0 && rep.status == FL_LOG_END && lc->st.saw_end) return 0;
+    const char *why = rc ? lc->st.err
+                    : rep.status == FL_LOG_END ? "no end record" : rep.reason;
+    snprintf(err, errlen, "snapshot %s is damaged (%s): refusing to start "
+             "rather than load part of it", path, why);
+    return -1;
+}
+
+/* Replays one segment; a bad tail of the last one is cut and reported. */
+static int load_segment(fl_server *s, uint64_t seq, int last, load_ctx *lc,
+                        char *err, size_t errlen)
+{
+    char path[1024];
+    fl_log_report rep;
+    if (fl_store_path(path, sizeof(path), s->cfg.dir, "log", seq, 0)) return -1;
+    int rc = fl_log_read_file(path, FL_LOG_KIND_SEGMENT, on_record, lc, last, &rep);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot read %s: %s", path, strerror(-rc));
+        return -1;
+    }
+    if (rep.status == FL_LOG_END) return 0;
+    if (!last) {
+        snprintf(err, errlen, "%s is damaged at byte %llu (%s) and later "
+                 "segments exist: move them aside to start from the data "
+                 "before it", path, (unsigned long long)rep.good_bytes, rep.reason);
+        return -1;
+    }
+    s->persist.tail_cut_bytes += rep.file_bytes - rep.good_bytes;
+    fprintf(stderr, "fleetd: %s: %s; cut %llu bytes after record %llu "
+            "(never acknowledged)\n", path, rep.reason,
+            (unsigned long long)(rep.file_bytes - rep.good_bytes),
+            (unsigned long long)rep.records);
+    return 0;
+}
+
+static void remove_file(const char *dir, const char *prefix, uint64_t seq, int tmp)
+{
+    char path[1024];
+    if (fl_store_path(path, sizeof(path), dir, prefix, seq, tmp) == 0 &&
+        unlink(path) != 0 && errno != ENOENT)
+        fprintf(stderr, "fleetd: cannot remove %s: %s\n", path, strerror(errno));
+}
+
+/* Deletes segments and snapshots older than snapshot `keep`. */
+static void remove_older(const char *dir, uint64_t keep)
+{
+    fl_store_files files;
+    char err[256];
+    if (fl_store_scan(dir, &files, err, sizeof(err)) != 0) return;
+    for (size_t i = 0; i < files.nsegments; i++)
+        if (files.segments[i] < keep) remove_file(dir, "log", files.segments[i], 0);
+    for (uint64_t seq = keep > 64 ? keep - 64 : 1; seq < keep; seq++)
+        remove_file(dir, "snapshot", seq, 0);
+    fl_store_files_free(&files);
+}
+
+/* Loads everything; *open_seq receives the segment to append to. */
+static int load_all(fl_server *s, uint64_t *open_seq, char *err, size_t errlen)
+{
+    fl_store_files files;
+    int rc = fl_store_scan(s->cfg.dir, &files, err, errlen);
+    if (rc != 0) return -1;
+    load_ctx lc = {s, {0}, 0, 0};
+    lc.st.now_ms = wall_ms();
+    uint64_t t0 = wall_ms(), snap = files.snapshot;
+    s->persist.replaying = 1;
+    rc = snap ? load_snapshot(s, snap, &lc, err, errlen) : 0;
+    uint64_t snap_records = lc.st.applied;
+    size_t first = 0;
+    while (first < files.nsegments && files.segments[first] < snap) first++;
+    for (size_t i = first; rc == 0 && i < files.nsegments; i++)
+        rc = load_segment(s, files.segments[i], i + 1 == files.nsegments, &lc,
+                          err, errlen);
+    *open_seq = files.nsegments > first ? files.segments[files.nsegments - 1]
+                                        : (snap ? snap : 1);
+    fl_store_files_free(&files);
+    s->persist.replaying = 0;
+    if (rc != 0) return -1;
+    remove_older(s->cfg.dir, snap);
+    s->persist.loaded_records = lc.st.applied + lc.replay_errors;
+    s->persist.load_ms = wall_ms() - t0;
+    fprintf(stderr, "fleetd: loaded %llu snapshot records and %llu log records "
+            "in %llu ms (%llu replay errors)\n", (unsigned long long)snap_records,
+            (unsigned long long)(lc.st.applied - snap_records),
+            (unsigned long long)s->persist.load_ms,
+            (unsigned long long)lc.replay_errors);
+    return 0;
+}
+
+/* ---- the log on the loop ---- */
+
+static void log_failed(fl_server *s, const char *what, int rc)
+{
+    fl_persist *p = &s->persist;
+    if (what[0] == 'w') p->write_errors++;
+    else p->fsync_errors++;
+    if (!p->broken)
+        fprintf(stderr, "fleetd: log %s failed: %s; write commands are refused "
+                "from now on\n", what, strerror(-rc));
+    p->broken = 1;
+}
+
+static void sync_now(fl_durable *d)
+{
+    fl_persist *p = &d->s->persist;
+    uint64_t t0 = uv_hrtime();
+    int rc = fl_wal_sync(p->wal);
+    fl_hist_record(&p->fsync_latency, uv_hrtime() - t0);
+    FL_STAT_INC(p->fsyncs);
+    if (rc != 0) {
+        log_failed(d->s, "fsync", rc);
+        return;
+    }
+    p->synced = p->written;
+    d->last_sync_ms = wall_ms();
+}
+
+static void persist_flush(void *ud)
+{
+    fl_durable *d = ud;
+    fl_persist *p = &d->s->persist;
+    if (!p->wal || p->broken) return;
+    if (fl_wal_pending(p->wal)) {
+        int rc = fl_wal_write(p->wal);
+        if (rc != 0) {
+            log_failed(d->s, "write", rc);
+            return;
+        }
+    }
+    p->written = p->appended;
+    __atomic_store_n(&p->log_bytes, fl_wal_file_bytes(p->wal), __ATOMIC_RELAXED);
+    /* With a background fsync in flight, its completion wakes the loop
+     * and the next turn syncs. */
+    if (d->s->cfg.fsync == FL_FSYNC_ALWAYS && p->synced < p->written &&
+        !d->fsync_inflight)
+        sync_now(d);
+}
+
+static void fsync_work(uv_work_t *req)
+{
+    fl_durable *d = req->data;
+    d->fsync_rc = fdatasync(d->fsync_fd) == 0 ? 0 : -errno;
+}
+
+static void fsync_done(uv_work_t *req, int status)
+{
+    fl_durable *d = req->data;
+    d->fsync_inflight = 0;
+    if (d->stopping) {
+        if (d->tick_closed) free(d);
+        return;
+    }
+    fl_persist *p = &d->s->persist;
+    fl_hist_record(&p->fsync_latency, uv_hrtime() - d->fsync_t0);
+    FL_STAT_INC(p->fsyncs);
+    if (status != 0 || d->fsync_rc != 0) {
+        log_failed(d->s, "fsync", status ? status : d->fsync_rc);
+        return;
+    }
+    if (d->fsync_target > p->synced) p->synced = d->fsync_target;
+}
+
+static void everysec_sync(fl_durable *d, uint64_t now)
+{
+    fl_persist *p = &d->s->persist;
+    if (d->s->cfg.fsync != FL_FSYNC_EVERYSEC || d->fsync_inflight ||
+        p->broken || p->synced >= p->written || now - d->last_sync_ms < 1000)
+        return;
+    d->fsync_target = p->written;
+    d->fsync_fd = fl_wal_fd(p->wal);
+    d->fsync_t0 = uv_hrtime();
+    d->fsync_req.data = d;
+    d->last_sync_ms = now;
+    if (uv_queue_work(d->loop, &d->fsync_req, fsync_work, fsync_done) == 0)
+        d->fsync_inflight = 1;
+}
+
+/* ---- snapshots ---- */
+
+typedef struct snap_out {
+    int fd;
+    fl_buf buf;
+} snap_out;
+
+static int write_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static int snap_emit(void *ud, const void *payload, size_t len)
+{
+    snap_out *o = ud;
+    if (fl_log_frame(&o->buf, payload, len) != 0) return -1;
+    if (o->buf.len < (1u << 20)) return 0;
+    int rc = write_all(o->fd, o->buf.data, o->buf.len);
+    o->buf.len = 0;
+    return rc;
+}
+
+/* In the child: the whole state into snapshot.<seq>.tmp, fsync'ed. */
+static int child_write(const fl_server *s, uint64_t seq)
+{
+    char path[1024];
+    if (fl_store_path(path, sizeof(path), s->cfg.dir, "snapshot", seq, 1)) return -1;
+    snap_out o = {open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644), {0}};
+    if (o.fd < 0) return -1;
+    uint8_t header[FL_LOG_HEADER_LEN];
+    fl_log_header(header, FL_LOG_KIND_SNAPSHOT);
+    fl_buf_append(&o.buf, header, sizeof(header));
+    int rc = fl_snapshot_write(s, snap_emit, &o);
+    if (rc == 0) rc = write_all(o.fd, o.buf.data, o.buf.len);
+    if (rc == 0) rc = fsync(o.fd);
+    if (close(o.fd) != 0) rc = -1;
+    return rc;
+}
+
+static int start_snapshot(fl_durable *d, char *err, size_t errlen)
+{
+    fl_persist *p = &d->s->persist;
+    if (d->child) return -EBUSY;
+    if (d->fsync_inflight) {
+        d->snapshot_wanted = 1; /* the tick starts it once the sync is done */
+        return 0;
+    }
+    if (fl_wal_rotate(p->wal, err, errlen) != 0) return -EIO;
+    p->written = p->synced = p->appended;
+    uint64_t seq = fl_wal_seq(p->wal);
+    pid_t pid = fork();
+    if (pid < 0) {
+        snprintf(err, errlen, "fork: %s", strerror(errno));
+        return -errno;
+    }
+    if (pid == 0) {
+        signal(SIGTERM, SIG_DFL);
+        signal(SIGINT, SIG_DFL);
+        _exit(child_write(d->s, seq) == 0 ? 0 : 1);
+    }
+    d->child = pid;
+    d->child_seq = seq;
+    d->snapshot_wanted = 0;
+    p->snapshot_running = (int)pid;
+    return 0;
+}
+
+static int bgsave_hook(void *ud, char *err, size_t errlen)
+{
+    return start_snapshot(ud, err, errlen);
+}
+
+static void snapshot_finished(fl_durable *d, int ok)
+{
+    fl_persist *p = &d->s->persist;
+    const char *dir = d->s->cfg.dir;
+    char tmp[1024], final[1024];
+    if (ok && fl_store_path(tmp, sizeof(tmp), dir, "snapshot", d->child_seq, 1) == 0 &&
+        fl_store_path(final, sizeof(final), dir, "snapshot", d->child_seq, 0) == 0 &&
+        rename(tmp, final) == 0 && fl_fsync_dir(dir) == 0) {
+        struct stat st;
+        p->last_snapshot_bytes = stat(final, &st) == 0 ? (uint64_t)st.st_size : 0;
+        p->last_snapshot_ms = wall_ms();
+        p->snapshots_ok++;
+        remove_older(dir, d->child_seq);
+    } else {
+        remove_file(dir, "snapshot", d->child_seq, 1);
+        p->snapshots_failed++;
+        fprintf(stderr, "fleetd: snapshot %llu failed\n",
+                (unsigned long long)d->child_seq);
+    }
+    d->child = 0;
+    p->snapshot_running = 0;
+}
+
+static void reap_child(fl_durable *d)
+{
+    int status;
+    pid_t r = waitpid(d->child, &status, WNOHANG);
+    if (r == 0) return;
+    snapshot_finished(d, r == d->child && WIFEXITED(status) &&
+                         WEXITSTATUS(status) == 0);
+}
+
+static void tick(uv_timer_t *t)
+{
+    fl_durable *d = t->data;
+    fl_server *s = d->s;
+    uint64_t now = wall_ms();
+    everysec_sync(d, now);
+    if (d->child) reap_child(d);
+    char err[256];
+    if (!d->child && !s->persist.broken &&
+        (d->snapshot_wanted ||
+         s->persist.log_bytes > (uint64_t)s->cfg.snapshot_log_bytes) &&
+        start_snapshot(d, err, sizeof(err)) < 0 && d->snapshot_wanted == 0)
+        fprintf(stderr, "fleetd: automatic snapshot failed: %s\n", err);
+    if (now - d->last_idle_ms >= 1000) {
+        d->last_idle_ms = now;
+        if (!s->persist.broken) (void)fl_server_close_idle_trips(s, now);
+    }
+}
+
+/* ---- start and stop ---- */
+
+int fl_durable_start(uv_loop_t *loop, fl_server *s, fl_durable **out,
+                     char *err, size_t errlen)
+{
+    uint64_t seq;
+    if (load_all(s, &seq, err, errlen) != 0) return -1;
+    fl_wal *wal;
+    if (fl_wal_open(&wal, s->cfg.dir, seq, err, errlen) != 0) return -1;
+    fl_durable *d = fl_xcalloc(1, sizeof(*d));
+    d->loop = loop;
+    d->s = s;
+    d->last_sync_ms = d->last_idle_ms = wall_ms();
+    s->persist.wal = wal;
+    s->persist.log_bytes = fl_wal_file_bytes(wal);
+    s->hooks.bgsave = bgsave_hook;
+    s->hooks.persist_flush = persist_flush;
+    s->hooks.store_ud = d;
+    d->tick.data = d;
+    if (uv_timer_init(loop, &d->tick) != 0 ||
+        uv_timer_start(&d->tick, tick, TICK_MS, TICK_MS) != 0) {
+        snprintf(err, errlen, "cannot start the store's timer");
+        return -1;
+    }
+    *out = d;
+    return 0;
+}
+
+static void tick_closed(uv_handle_t *h)
+{
+    fl_durable *d = h->data;
+    d->tick_closed = 1;
+    if (!d->fsync_inflight) free(d);
+}
+
+int fl_durable_stop(fl_durable *d)
+{
+    if (!d) return 0;
+    fl_server *s = d->s;
+    if (d->child) {
+        (void)kill(d->child, SIGKILL);
+        (void)waitpid(d->child, NULL, 0);
+        remove_file(s->cfg.dir, "snapshot", d->child_seq, 1);
+        d->child = 0;
+        s->persist.snapshot_running = 0;
+    }
+    int rc = fl_wal_close(s->persist.wal);
+    s->persist.wal = NULL;
+    s->hooks.bgsave = NULL;
+    s->hooks.persist_flush = NULL;
+    d->stopping = 1;
+    uv_timer_stop(&d->tick);
+    uv_close((uv_handle_t *)&d->tick, tick_closed);
+    if (rc != 0) fprintf(stderr, "fleetd: closing the log: %s\n", strerror(-rc));
+    return rc == 0 ? 0 : -1;
+}

@@ -1,0 +1,43 @@
+/*
+ * ptrmap.h - an open-addressing hash set of records found by a byte key
+ * that the records carry themselves (vehicles by id, trips by id, fleets by
+ * name).
+ *
+ * Why this shape: the key already lives inside the record, so the table
+ * holds nothing but one pointer per slot (8 bytes, load <= 3/4) and a
+ * lookup is one hash, a linear probe and a memcmp on the record it lands
+ * on. Deletion shifts the following run back (no tombstones), so a table
+ * under constant insert/delete churn never degrades.
+ *
+ * Ownership: the map borrows its records and never frees them; it owns
+ * its slot array. Errors: fl_ptrmap_put returns -ENOMEM on allocation
+ * failure and leaves the map unchanged; nothing aborts.
+ */
+#ifndef FL_UTIL_PTRMAP_H
+#define FL_UTIL_PTRMAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Returns the key bytes of a record and their length. */
+typedef const char *fl_ptrmap_key_fn(const void *rec, size_t *len);
+
+typedef struct fl_ptrmap {
+    void **slots;       /* NULL = empty */
+    size_t mask;        /* slots - 1; 0 with no table yet */
+    size_t count;
+    uint64_t seed;
+    fl_ptrmap_key_fn *key_of;
+} fl_ptrmap;
+
+void fl_ptrmap_init(fl_ptrmap *m, uint64_t seed, fl_ptrmap_key_fn *key_of);
+void fl_ptrmap_free(fl_ptrmap *m);       /* frees the slots, not records */
+void *fl_ptrmap_get(const fl_ptrmap *m, const char *key, size_t len);
+/* Adds rec, whose key must not be present. 0 or -ENOMEM. */
+int fl_ptrmap_put(fl_ptrmap *m, void *rec);
+/* Removes and returns the record with that key, or NULL. */
+void *fl_ptrmap_del(fl_ptrmap *m, const char *key, size_t len);
+/* Bytes held by the slot array. */
+size_t fl_ptrmap_bytes(const fl_ptrmap *m);
+
+#endif
