@@ -53,7 +53,13 @@ $(BUILD)/tests/test_zindex_faults: tests/unit/test_zindex.c src/geo/zindex.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -DFL_ZINDEX_FAULTS -o $@ $^ -lcmocka
 
-unit: $(UNIT_BIN) $(BUILD)/tests/test_zindex_faults
+# The log codec with allocation-failure injection: an argv decode that
+# cannot grow its arrays returns -ENOMEM and leaves the previous ones.
+$(BUILD)/tests/test_log_faults: tests/unit/test_log.c src/store/log.c src/store/wal.c src/util/buf.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -DFL_LOG_FAULTS -o $@ $^ -lxxhash -lcmocka
+
+unit: $(UNIT_BIN) $(BUILD)/tests/test_zindex_faults $(BUILD)/tests/test_log_faults
 
 setup:
 	@sh scripts/setup.sh

@@ -577,6 +577,8 @@ int fl_fleet_restore_vehicle(fl_fleet *f, const char *id, size_t len,
     rt->last_ms = trip->last_ms;
     rt->distance_m = trip->distance_m;
     rt->idle_ms = trip->idle_ms;
+    rt->last_move_ms = trip->last_move_ms;
+    rt->idle_to_ms = trip->idle_to_ms;
     rt->anchor_lon = trip->anchor_lon;
     rt->anchor_lat = trip->anchor_lat;
     rt->max_speed_kmh = trip->max_speed_kmh;

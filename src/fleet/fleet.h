@@ -10,7 +10,9 @@
  *  - A running trip hangs off its vehicle and is fed by every accepted
  *    ping: haversine distance (moves shorter than the jitter threshold are
  *    not counted; they accumulate against the last counted point), idle
- *    time, maximum speed and the path as an encoded polyline (Google's
+ *    time (intervals reported below idle_speed_kmh; without a reported
+ *    speed, stops with no counted move for FL_IDLE_WINDOW_MS or more,
+ *    counted in full), maximum speed and the path as an encoded polyline (Google's
  *    format, 1e-5 degrees), appended in place, so a path costs a few bytes
  *    per point and is ready to serve.
  *  - Running trips sit in a list ordered by their last ping's arrival, so
@@ -51,6 +53,7 @@ enum fl_vstatus { FL_VS_AVAILABLE = 0, FL_VS_BUSY = 1, FL_VS_OFFLINE = 2 };
 #define FL_FLEET_ID_MAX 255        /* bytes of a vehicle, trip or fleet id */
 #define FL_CELL_MIN_LEVEL 4        /* geohash characters */
 #define FL_CELL_MAX_LEVEL 7
+#define FL_IDLE_WINDOW_MS 60000    /* a stop this long is idle time */
 
 /* "available", "busy", "offline". */
 const char *fl_vstatus_name(int status);
@@ -94,6 +97,8 @@ typedef struct fl_trip {
     int64_t start_ms, last_ms, end_ms; /* end_ms 0 while running */
     double distance_m;
     int64_t idle_ms;
+    int64_t last_move_ms;       /* time of the last counted move */
+    int64_t idle_to_ms;         /* idle time is counted up to here */
     double anchor_lon, anchor_lat; /* last counted point */
     float max_speed_kmh;
     uint32_t pings;             /* accepted pings fed to the trip */

@@ -63,6 +63,7 @@ static fl__cell *cells_slot(fl__cellmap *m, uint64_t key)
     size_t i = home_slot(m, key);
     while (m->slots[i].key && m->slots[i].key != key) i = (i + 1) & m->mask;
     if (!m->slots[i].key) {
+        memset(&m->slots[i], 0, sizeof(m->slots[i]));
         m->slots[i].key = key;
         m->count++;
     }
@@ -79,7 +80,7 @@ static void cells_remove(fl__cellmap *m, size_t hole)
                               : (home > hole || home <= j);
         if (stays) continue;
         m->slots[hole] = m->slots[j];
-        m->slots[j].key = 0;
+        memset(&m->slots[j], 0, sizeof(m->slots[j]));
         hole = j;
     }
 }

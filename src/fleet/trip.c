@@ -166,6 +166,7 @@ int fl_fleet_trip_start(fl_fleet *f, const char *vid, size_t vlen,
     t->vehicle = v;
     t->start_ms = ts_ms;
     t->last_ms = v->ts_ms > ts_ms ? v->ts_ms : ts_ms;
+    t->last_move_ms = t->idle_to_ms = t->last_ms;
     t->anchor_lon = v->lon;
     t->anchor_lat = v->lat;
     (void)fl_path_append(&t->path, v->lon, v->lat);
@@ -177,11 +178,21 @@ int fl_fleet_trip_start(fl_fleet *f, const char *vid, size_t vlen,
     return 0;
 }
 
+/* Counts [from, to) as idle, never counting any instant twice. */
+static void add_idle(fl_trip *t, int64_t from, int64_t to)
+{
+    if (from < t->idle_to_ms) from = t->idle_to_ms;
+    if (to <= from) return;
+    t->idle_ms += to - from;
+    t->idle_to_ms = to;
+}
+
 void fl__trip_feed(fl_fleet *f, fl_vehicle *v, double lon, double lat,
                    int64_t ts_ms, float speed_kmh, int relocated)
 {
     fl_trip *t = v->trip;
-    int64_t dt = ts_ms > t->last_ms ? ts_ms - t->last_ms : 0;
+    int64_t prev = t->last_ms;
+    int64_t dt = ts_ms > prev ? ts_ms - prev : 0;
     t->pings++;
     t->last_ms = ts_ms > t->last_ms ? ts_ms : t->last_ms;
     fl__trip_touch(f, t);
@@ -209,8 +220,12 @@ void fl__trip_feed(fl_fleet *f, fl_vehicle *v, double lon, double lat,
         double step = fl_fleet_distance_m(v->lon, v->lat, lon, lat);
         kmh = dt > 0 && step >= f->cfg.jitter_m ? step / (double)dt * 3600.0 : 0;
     }
-    int idle = isnan(speed_kmh) ? !moved : speed_kmh < f->cfg.idle_speed_kmh;
-    if (idle) t->idle_ms += dt;
+    if (moved) t->last_move_ms = ts_ms;
+    if (!isnan(speed_kmh)) {
+        if (speed_kmh < f->cfg.idle_speed_kmh) add_idle(t, prev, ts_ms);
+    } else if (!moved && ts_ms - t->last_move_ms >= FL_IDLE_WINDOW_MS) {
+        add_idle(t, t->last_move_ms, ts_ms);
+    }
     if (kmh > t->max_speed_kmh) t->max_speed_kmh = (float)kmh;
 }
 
@@ -374,6 +389,8 @@ int fl_fleet_restore_trip(fl_fleet *f, const char *vid, size_t vlen,
     t->end_ms = src->end_ms;
     t->distance_m = src->distance_m;
     t->idle_ms = src->idle_ms;
+    t->last_move_ms = src->last_move_ms;
+    t->idle_to_ms = src->idle_to_ms;
     t->anchor_lon = src->anchor_lon;
     t->anchor_lat = src->anchor_lat;
     t->max_speed_kmh = src->max_speed_kmh;

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -33,6 +34,7 @@
 #define TICK_MS 100
 
 struct fl_durable {
+    int lock_fd;                /* flock'ed <dir>/LOCK: one fleetd per dir */
     uv_loop_t *loop;
     fl_server *s;
     uv_timer_t tick;
@@ -393,14 +395,41 @@ static void tick(uv_timer_t *t)
 
 /* ---- start and stop ---- */
 
+/* Two servers appending to one log would interleave garbage. */
+static int lock_dir(const char *dir, char *err, size_t errlen)
+{
+    char path[1024];
+    if (snprintf(path, sizeof(path), "%s/LOCK", dir) >= (int)sizeof(path)) {
+        snprintf(err, errlen, "data directory path too long");
+        return -1;
+    }
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        snprintf(err, errlen, "data directory %s is in use by another fleetd", dir);
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
 int fl_durable_start(uv_loop_t *loop, fl_server *s, fl_durable **out,
                      char *err, size_t errlen)
 {
     uint64_t seq;
-    if (load_all(s, &seq, err, errlen) != 0) return -1;
-    fl_wal *wal;
-    if (fl_wal_open(&wal, s->cfg.dir, seq, err, errlen) != 0) return -1;
+    int lock_fd = lock_dir(s->cfg.dir, err, errlen);
+    if (lock_fd < 0) return -1;
+    fl_wal *wal = NULL;
+    if (load_all(s, &seq, err, errlen) != 0 ||
+        fl_wal_open(&wal, s->cfg.dir, seq, err, errlen) != 0) {
+        close(lock_fd);
+        return -1;
+    }
     fl_durable *d = fl_xcalloc(1, sizeof(*d));
+    d->lock_fd = lock_fd;
     d->loop = loop;
     d->s = s;
     d->last_sync_ms = d->last_idle_ms = wall_ms();
@@ -423,6 +452,8 @@ static void tick_closed(uv_handle_t *h)
 {
     fl_durable *d = h->data;
     d->tick_closed = 1;
+    if (d->lock_fd >= 0) close(d->lock_fd);
+    d->lock_fd = -1;
     if (!d->fsync_inflight) free(d);
 }
 

@@ -40,25 +40,29 @@ static void *log_realloc(void *p, size_t n)
 
 static void put_le32(uint8_t *p, uint32_t v)
 {
-    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
 }
 
 static void put_le64(uint8_t *p, uint64_t v)
 {
-    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
 }
 
 static uint32_t get_le32(const uint8_t *p)
 {
     uint32_t v = 0;
-    for (int i = 0; i < 4; i++) v |= (uint32_t)p[i] << (8 * i);
+    for (int i = 0; i < 4; i++)
+        v |= (uint32_t)p[i] << (8 * i);
     return v;
 }
 
 static uint64_t get_le64(const uint8_t *p)
 {
     uint64_t v = 0;
-    for (int i = 0; i < 8; i++) v |= (uint64_t)p[i] << (8 * i);
+    for (int i = 0; i < 8; i++)
+        v |= (uint64_t)p[i] << (8 * i);
     return v;
 }
 
@@ -246,7 +250,8 @@ void fl_log_argv_encode(fl_buf *out, int argc, const char **argv,
     assert(argc >= 1 && argc <= FL_LOG_MAX_ARGC);
     fl_log_put_u8(out, 'A');
     fl_log_put_varint(out, (uint64_t)argc);
-    for (int i = 0; i < argc; i++) fl_log_put_bytes(out, argv[i], lens[i]);
+    for (int i = 0; i < argc; i++)
+        fl_log_put_bytes(out, argv[i], lens[i]);
 }
 
 /* Grows a's arrays to hold argc entries. On failure a keeps whichever

@@ -68,17 +68,17 @@
 #define FL_LOG_VERSION 1u
 #define FL_LOG_KIND_SEGMENT 1u
 #define FL_LOG_KIND_SNAPSHOT 2u
-#define FL_LOG_HEADER_LEN 16u            /* magic + version + kind */
-#define FL_LOG_FRAME_LEN 12u             /* u32 len + u64 sum */
-#define FL_LOG_MAX_RECORD (64u << 20)    /* payload bytes */
-#define FL_LOG_MAX_ARGC 1048576          /* as Redis' max-multibulk-len */
-#define FL_LOG_VARINT_MAX 10             /* bytes of a u64 varint */
+#define FL_LOG_HEADER_LEN 16u         /* magic + version + kind */
+#define FL_LOG_FRAME_LEN 12u          /* u32 len + u64 sum */
+#define FL_LOG_MAX_RECORD (64u << 20) /* payload bytes */
+#define FL_LOG_MAX_ARGC 1048576       /* as Redis' max-multibulk-len */
+#define FL_LOG_VARINT_MAX 10          /* bytes of a u64 varint */
 
 enum fl_log_status {
-    FL_LOG_OK = 0,      /* a record was returned */
-    FL_LOG_END = 1,     /* no bytes left */
-    FL_LOG_TORN = 2,    /* an incomplete record: a crash mid-write */
-    FL_LOG_CORRUPT = 3  /* bad checksum, zero or over-limit length */
+    FL_LOG_OK = 0,     /* a record was returned */
+    FL_LOG_END = 1,    /* no bytes left */
+    FL_LOG_TORN = 2,   /* an incomplete record: a crash mid-write */
+    FL_LOG_CORRUPT = 3 /* bad checksum, zero or over-limit length */
 };
 
 /* ---- file header ---- */
@@ -121,7 +121,9 @@ typedef struct fl_log_argv {
     size_t cap;
 } fl_log_argv;
 
+/* clang-format off */
 #define FL_LOG_ARGV_INIT {0, NULL, NULL, 0}
+/* clang-format on */
 
 /* Appends an argv payload (not framed) to out. argc must be
  * 1..FL_LOG_MAX_ARGC. Aborts on out of memory (fl_buf policy). */
@@ -142,8 +144,8 @@ void fl_log_argv_free(fl_log_argv *a);
 /* Writers append to b and abort on out of memory (fl_buf policy). */
 void fl_log_put_u8(fl_buf *b, uint8_t v);
 void fl_log_put_varint(fl_buf *b, uint64_t v);
-void fl_log_put_u64(fl_buf *b, uint64_t v);     /* 8 bytes LE */
-void fl_log_put_double(fl_buf *b, double v);    /* its bits as a u64 */
+void fl_log_put_u64(fl_buf *b, uint64_t v);  /* 8 bytes LE */
+void fl_log_put_double(fl_buf *b, double v); /* its bits as a u64 */
 void fl_log_put_bytes(fl_buf *b, const void *p, size_t n); /* varint n, p */
 
 /* A bounds-checked cursor over p[0..n). Start with off = 0, err = 0.

@@ -73,6 +73,8 @@ static void put_trip(fl_buf *b, const fl_trip *t)
     fl_log_put_varint(b, (uint64_t)t->end_ms);
     fl_log_put_double(b, t->distance_m);
     fl_log_put_varint(b, (uint64_t)t->idle_ms);
+    fl_log_put_varint(b, (uint64_t)t->last_move_ms);
+    fl_log_put_varint(b, (uint64_t)t->idle_to_ms);
     fl_log_put_double(b, t->anchor_lon);
     fl_log_put_double(b, t->anchor_lat);
     fl_log_put_varint(b, float_bits(t->max_speed_kmh));
@@ -195,6 +197,8 @@ static void get_trip(fl_log_reader *r, fl_trip *t)
     t->end_ms = (int64_t)fl_log_get_varint(r);
     t->distance_m = fl_log_get_double(r);
     t->idle_ms = (int64_t)fl_log_get_varint(r);
+    t->last_move_ms = (int64_t)fl_log_get_varint(r);
+    t->idle_to_ms = (int64_t)fl_log_get_varint(r);
     t->anchor_lon = fl_log_get_double(r);
     t->anchor_lat = fl_log_get_double(r);
     t->max_speed_kmh = bits_float(fl_log_get_varint(r));

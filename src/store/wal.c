@@ -25,17 +25,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define READ_CHUNK (1u << 20)          /* recovery buffer's first size */
-#define PENDING_KEEP (1u << 20)        /* pending buffer kept when empty */
+#define READ_CHUNK (1u << 20)   /* recovery buffer's first size */
+#define PENDING_KEEP (1u << 20) /* pending buffer kept when empty */
 #define FILE_MODE 0644
 
 struct fl_wal {
     int fd;
-    int failed;          /* sticky -errno of a failed fdatasync, or 0 */
+    int failed; /* sticky -errno of a failed fdatasync, or 0 */
     uint64_t seq;
     uint64_t file_bytes; /* bytes written to the segment, header included */
     uint64_t records;
-    fl_buf pending;      /* framed records not yet written */
+    fl_buf pending; /* framed records not yet written */
     char dir[];
 };
 
@@ -59,8 +59,7 @@ static int set_err(char *err, size_t errlen, int rc, const char *fmt, ...)
 
 /* Like set_err for a failed system call: reads errno before anything can
  * change it. */
-static int sys_err(char *err, size_t errlen, const char *what,
-                   const char *path)
+static int sys_err(char *err, size_t errlen, const char *what, const char *path)
 {
     int e = errno;
     return set_err(err, errlen, -e, "%s %s: %s", what, path, strerror(e));
@@ -116,8 +115,8 @@ int fl_fsync_dir(const char *dir)
     return rc;
 }
 
-int fl_store_path(char *out, size_t outlen, const char *dir,
-                  const char *prefix, uint64_t seq, int tmp)
+int fl_store_path(char *out, size_t outlen, const char *dir, const char *prefix,
+                  uint64_t seq, int tmp)
 {
     int n = snprintf(out, outlen, "%s/%s.%010" PRIu64 "%s", dir, prefix, seq,
                      tmp ? ".tmp" : "");
@@ -183,8 +182,7 @@ int fl_store_scan(const char *dir, fl_store_files *out, char *err,
 {
     memset(out, 0, sizeof(*out));
     DIR *d = opendir(dir);
-    if (!d)
-        return sys_err(err, errlen, "opendir", dir);
+    if (!d) return sys_err(err, errlen, "opendir", dir);
     size_t cap = 0;
     int rc = 0;
     for (;;) {
@@ -200,8 +198,7 @@ int fl_store_scan(const char *dir, fl_store_files *out, char *err,
             break;
         }
     }
-    if (closedir(d) != 0 && rc == 0)
-        rc = sys_err(err, errlen, "closedir", dir);
+    if (closedir(d) != 0 && rc == 0) rc = sys_err(err, errlen, "closedir", dir);
     if (rc) {
         fl_store_files_free(out);
         return rc;
@@ -220,7 +217,7 @@ void fl_store_files_free(fl_store_files *f)
 /* ---- creating and opening segments ---- */
 
 /* Creates <dir>/log.<seq> holding only a header: written to a .tmp name,
- * synced, renamed over path, directory synced. */
+ * synced and renamed over path (open_segment then syncs the directory). */
 static int create_segment(const char *dir, uint64_t seq, const char *path,
                           char *err, size_t errlen)
 {
@@ -228,8 +225,7 @@ static int create_segment(const char *dir, uint64_t seq, const char *path,
     int rc = fl_store_path(tmp, sizeof(tmp), dir, "log", seq, 1);
     if (rc) return set_err(err, errlen, rc, "path too long in %s", dir);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, FILE_MODE);
-    if (fd < 0)
-        return sys_err(err, errlen, "create", tmp);
+    if (fd < 0) return sys_err(err, errlen, "create", tmp);
     uint8_t hdr[FL_LOG_HEADER_LEN];
     fl_log_header(hdr, FL_LOG_KIND_SEGMENT);
     size_t done;
@@ -241,13 +237,8 @@ static int create_segment(const char *dir, uint64_t seq, const char *path,
         /* Best effort: a leftover .tmp is ignored by scan and replaced by
          * the next attempt's O_TRUNC. */
         (void)unlink(tmp);
-        return set_err(err, errlen, rc, "create %s: %s", path,
-                       strerror(-rc));
+        return set_err(err, errlen, rc, "create %s: %s", path, strerror(-rc));
     }
-    rc = fl_fsync_dir(dir);
-    if (rc)
-        return set_err(err, errlen, rc, "fsync directory %s: %s", dir,
-                       strerror(-rc));
     return 0;
 }
 
@@ -258,27 +249,36 @@ static int check_segment(int fd, const char *path, int fresh, uint64_t *size,
                          char *err, size_t errlen)
 {
     struct stat st;
-    if (fstat(fd, &st) != 0)
-        return sys_err(err, errlen, "stat", path);
+    if (fstat(fd, &st) != 0) return sys_err(err, errlen, "stat", path);
     if (st.st_size == 0) return 1;
     uint8_t hdr[FL_LOG_HEADER_LEN];
     size_t got = 0;
     int rc = read_full(fd, hdr, sizeof(hdr), &got);
-    if (rc)
-        return set_err(err, errlen, rc, "read %s: %s", path, strerror(-rc));
+    if (rc) return set_err(err, errlen, rc, "read %s: %s", path, strerror(-rc));
     uint32_t kind = 0;
     if (fl_log_check_header(hdr, got, &kind) != 0 ||
         kind != FL_LOG_KIND_SEGMENT)
         return set_err(err, errlen, -EBADMSG,
                        "%s: not a fleetd log segment (bad header)", path);
     if (fresh && (uint64_t)st.st_size > FL_LOG_HEADER_LEN)
-        return set_err(err, errlen, -EEXIST,
-                       "%s already holds records", path);
+        return set_err(err, errlen, -EEXIST, "%s already holds records", path);
     *size = (uint64_t)st.st_size;
     return 0;
 }
 
-/* Opens (creating if missing or empty) segment seq of dir for appending. */
+static int sync_dir(const char *dir, char *err, size_t errlen)
+{
+    int rc = fl_fsync_dir(dir);
+    if (rc)
+        return set_err(err, errlen, rc, "fsync directory %s: %s", dir,
+                       strerror(-rc));
+    return 0;
+}
+
+/* Opens (creating if missing or empty) segment seq of dir for appending.
+ * The directory is synced on every success, not only after a creation, so
+ * that an open retried after a failed directory sync still makes the
+ * segment's name durable before anything is appended to it. */
 static int open_segment(const char *dir, uint64_t seq, int fresh, int *fdp,
                         uint64_t *size, char *err, size_t errlen)
 {
@@ -291,11 +291,12 @@ static int open_segment(const char *dir, uint64_t seq, int fresh, int *fdp,
             return sys_err(err, errlen, "open", path);
         if (fd >= 0) {
             rc = check_segment(fd, path, fresh, size, err, errlen);
+            if (rc == 0) rc = sync_dir(dir, err, errlen);
             if (rc == 0) {
                 *fdp = fd;
                 return 0;
             }
-            (void)close(fd); /* read-only use so far: nothing to lose */
+            (void)close(fd); /* nothing written through it: nothing lost */
             if (rc < 0) return rc;
         }
         if (attempt == 0) {
@@ -433,8 +434,8 @@ static size_t rd_need(const rd *r)
     size_t avail = r->end - r->start;
     if (avail < 4) return FL_LOG_FRAME_LEN;
     const uint8_t *p = r->buf + r->start;
-    uint32_t len = (uint32_t)p[0] | (uint32_t)p[1] << 8 |
-                   (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+    uint32_t len = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+                   (uint32_t)p[3] << 24;
     return FL_LOG_FRAME_LEN + len;
 }
 
@@ -449,7 +450,7 @@ static int rd_fill(rd *r)
         r->start = 0;
         r->end = avail;
     }
-    if (r->cap < need || r->cap == 0) {
+    if (r->cap < need) {
         size_t cap = need > READ_CHUNK ? need : READ_CHUNK;
         uint8_t *b = realloc(r->buf, cap);
         if (!b) return -ENOMEM;
@@ -475,8 +476,8 @@ static void describe_bad(fl_log_report *rep, const rd *r, uint64_t at)
             snprintf(tmp, sizeof(tmp), "torn frame header (%zu of 12 bytes)",
                      avail);
         else
-            snprintf(tmp, sizeof(tmp), "torn record (%zu of %zu bytes)",
-                     avail, rd_need(r));
+            snprintf(tmp, sizeof(tmp), "torn record (%zu of %zu bytes)", avail,
+                     rd_need(r));
         what = tmp;
     } else if (avail >= 4) {
         size_t len = rd_need(r) - FL_LOG_FRAME_LEN;
@@ -492,16 +493,14 @@ static void describe_bad(fl_log_report *rep, const rd *r, uint64_t at)
 }
 
 /* Checks the header; returns 1 when it is good, 0 (rep filled) if not. */
-static int read_header(rd *r, uint32_t expect_kind, fl_log_report *rep,
-                       int *rc)
+static int read_header(rd *r, uint32_t expect_kind, fl_log_report *rep, int *rc)
 {
     uint8_t hdr[FL_LOG_HEADER_LEN];
     size_t got = 0;
     uint32_t kind = 0;
     *rc = read_full(r->fd, hdr, sizeof(hdr), &got);
     if (*rc) {
-        snprintf(rep->reason, sizeof(rep->reason), "read: %s",
-                 strerror(-*rc));
+        snprintf(rep->reason, sizeof(rep->reason), "read: %s", strerror(-*rc));
         return 0;
     }
     rep->status = FL_LOG_CORRUPT;
@@ -515,9 +514,8 @@ static int read_header(rd *r, uint32_t expect_kind, fl_log_report *rep,
         return 0;
     }
     if (expect_kind && kind != expect_kind) {
-        snprintf(rep->reason, sizeof(rep->reason),
-                 "file kind %u, expected %u", (unsigned)kind,
-                 (unsigned)expect_kind);
+        snprintf(rep->reason, sizeof(rep->reason), "file kind %u, expected %u",
+                 (unsigned)kind, (unsigned)expect_kind);
         return 0;
     }
     rep->status = FL_LOG_END;
@@ -527,8 +525,8 @@ static int read_header(rd *r, uint32_t expect_kind, fl_log_report *rep,
 
 /* Delivers records until the end, a bad record, a callback's stop or an
  * error. Returns 0, on_record's value or a negative code. */
-static int read_records(rd *r, int (*on_record)(void *, const uint8_t *,
-                                                 size_t),
+static int read_records(rd *r,
+                        int (*on_record)(void *, const uint8_t *, size_t),
                         void *ud, fl_log_report *rep)
 {
     for (;;) {

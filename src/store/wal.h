@@ -37,8 +37,8 @@
 /* What a data directory holds. Owned by the caller's struct; the segments
  * array is allocated by fl_store_scan and freed by fl_store_files_free. */
 typedef struct fl_store_files {
-    uint64_t snapshot;   /* newest complete snapshot seq, 0 if none */
-    uint64_t *segments;  /* log segment seqs, ascending */
+    uint64_t snapshot;  /* newest complete snapshot seq, 0 if none */
+    uint64_t *segments; /* log segment seqs, ascending */
     size_t nsegments;
 } fl_store_files;
 
@@ -52,8 +52,8 @@ void fl_store_files_free(fl_store_files *f);
 
 /* Writes "<dir>/<prefix>.<seq>" (plus ".tmp" when tmp is nonzero) into
  * out, prefix being "log" or "snapshot". Returns 0 or -ENAMETOOLONG. */
-int fl_store_path(char *out, size_t outlen, const char *dir,
-                  const char *prefix, uint64_t seq, int tmp);
+int fl_store_path(char *out, size_t outlen, const char *dir, const char *prefix,
+                  uint64_t seq, int tmp);
 
 /* fsyncs a directory, making renames and creations in it durable.
  * Returns 0 or -errno. */
@@ -67,7 +67,8 @@ typedef struct fl_wal fl_wal;
  * is created with a kind-1 header (see above); an existing one must have a
  * valid kind-1 header (-EBADMSG otherwise) and is appended to as it is:
  * the caller recovers it first (fl_log_read_file with cut_tail), since
- * records appended after a bad tail could never be read back.
+ * records appended after a bad tail could never be read back. The
+ * directory is fsync'ed on every successful open.
  * On success *out is a new fl_wal owned by the caller (fl_wal_close);
  * on failure *out is NULL. */
 int fl_wal_open(fl_wal **out, const char *dir, uint64_t seq, char *err,
@@ -121,13 +122,13 @@ int fl_wal_close(fl_wal *w);
 
 /* What fl_log_read_file found. */
 typedef struct fl_log_report {
-    uint64_t records;     /* good records accepted by on_record */
-    uint64_t good_bytes;  /* header + those records: the good prefix */
-    uint64_t file_bytes;  /* the file's size when it was opened */
-    int status;           /* FL_LOG_END, FL_LOG_TORN or FL_LOG_CORRUPT;
-                             FL_LOG_OK if on_record stopped the reading */
-    int cut;              /* 1 if the file was truncated to good_bytes */
-    char reason[160];     /* why it stopped, for the log line */
+    uint64_t records;    /* good records accepted by on_record */
+    uint64_t good_bytes; /* header + those records: the good prefix */
+    uint64_t file_bytes; /* the file's size when it was opened */
+    int status;          /* FL_LOG_END, FL_LOG_TORN or FL_LOG_CORRUPT;
+                            FL_LOG_OK if on_record stopped the reading */
+    int cut;             /* 1 if the file was truncated to good_bytes */
+    char reason[160];    /* why it stopped, for the log line */
 } fl_log_report;
 
 /* Reads the file at path: checks its header (kind expect_kind, or any kind

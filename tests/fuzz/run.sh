@@ -7,12 +7,14 @@ cd "$(dirname "$0")/../.."
 secs=${1:-20}
 make -s -f tests/fuzz/Makefile
 rc=0
-for t in resp command; do
+for t in resp command log; do
+    dict=(-dict=tests/fuzz/resp.dict)
+    [ "$t" = log ] && dict=() # a binary format: RESP tokens do not help
     work=$(mktemp -d)
     cp tests/fuzz/corpus/$t/* "$work"/ 2>/dev/null || true
     echo "fuzz_$t: ${secs}s"
     if ! build/fuzz/fuzz_$t -max_total_time="$secs" -max_len=4096 -timeout=10 \
-         -rss_limit_mb=2048 -dict=tests/fuzz/resp.dict -print_final_stats=1 \
+         -rss_limit_mb=2048 "${dict[@]}" -print_final_stats=1 \
          -artifact_prefix=build/fuzz/ "$work" 2>build/fuzz/fuzz_$t.log; then
         tail -50 build/fuzz/fuzz_$t.log
         rc=1
