@@ -549,8 +549,15 @@ int fl_fleet_restore_vehicle(fl_fleet *f, const char *id, size_t len,
     fl_ping p = {src->lon, src->lat, src->ts_ms, src->speed_kmh, src->heading,
                  fleet, fleet_len, src->status};
     if (len == 0 || len > FL_FLEET_ID_MAX || src->status >= FL_VS_COUNT ||
+        !isfinite(src->lon) || !isfinite(src->lat) ||
         !fl_geo_coords_valid(src->lon, src->lat) || src->ts_ms <= 0 ||
+        (!isnan(src->speed_kmh) && !(src->speed_kmh >= 0 && isfinite(src->speed_kmh))) ||
+        (!isnan(src->heading) && !(src->heading >= 0 && src->heading <= 360)) ||
         (fleet && (fleet_len == 0 || fleet_len > FL_FLEET_ID_MAX)))
+        return -EINVAL;
+    if (trip && (trip->id_len == 0 || trip->start_ms <= 0 ||
+                 !isfinite(trip->anchor_lon) || !isfinite(trip->anchor_lat) ||
+                 !(trip->distance_m >= 0) || !(trip->max_speed_kmh >= 0)))
         return -EINVAL;
     if (fl_ptrmap_get(&f->vehicles, id, len)) return -EEXIST;
     vehicle_create(f, id, len, &p);

@@ -379,6 +379,9 @@ int fl_fleet_restore_trip(fl_fleet *f, const char *vid, size_t vlen,
                           const fl_trip *src)
 {
     if (vlen == 0 || vlen > FL_FLEET_ID_MAX || src->id_len == 0 ||
+        src->start_ms <= 0 || !(src->distance_m >= 0) ||
+        !(src->max_speed_kmh >= 0) || !isfinite(src->anchor_lon) ||
+        !isfinite(src->anchor_lat) ||
         src->end_ms < src->start_ms || src->end_reason == FL_TRIP_RUNNING ||
         src->end_reason > FL_TRIP_VEHICLE_DELETED)
         return -EINVAL;

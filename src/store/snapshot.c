@@ -297,7 +297,8 @@ static int apply_geo(fl_server *s, fl_log_reader *r)
         size_t mlen;
         const uint8_t *m = fl_log_get_bytes(r, &mlen);
         int outcome;
-        if (r->err || fl_geoset_add(gs, (const char *)m, mlen, score, 0, &outcome))
+        if (r->err || !(score >= 0) || !isfinite(score) ||
+            fl_geoset_add(gs, (const char *)m, mlen, score, 0, &outcome))
             return -EINVAL;
     }
     return r->off == r->n ? 0 : -EINVAL;

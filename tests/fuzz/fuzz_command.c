@@ -42,8 +42,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fl_config_defaults(&cfg);
     fl_server srv;
     fl_server_init(&srv, &cfg, 1700000000000ULL, 42);
-    srv.hooks = (fl_server_hooks){NULL, list_hook, kill_hook, count_hook,
-                                  count_hook, mem_hook};
+    srv.hooks.client_list = list_hook;
+    srv.hooks.client_kill = kill_hook;
+    srv.hooks.clients_connected = count_hook;
+    srv.hooks.clients_output_bytes = count_hook;
+    srv.hooks.memory = mem_hook;
     fl_session sess = {.id = 1, .proto = 2, .authenticated = 1};
     fl_buf out;
     fl_buf_init(&out);

@@ -7,9 +7,9 @@ cd "$(dirname "$0")/../.."
 secs=${1:-20}
 make -s -f tests/fuzz/Makefile
 rc=0
-for t in resp command log; do
+for t in resp command log store; do
     dict=(-dict=tests/fuzz/resp.dict)
-    [ "$t" = log ] && dict=() # a binary format: RESP tokens do not help
+    case $t in log|store) dict=() ;; esac # binary formats: RESP tokens do not help
     work=$(mktemp -d)
     cp tests/fuzz/corpus/$t/* "$work"/ 2>/dev/null || true
     echo "fuzz_$t: ${secs}s"
