@@ -18,6 +18,7 @@
 
 #include "cmd/server.h"
 #include "db/db.h"
+#include "fleet/fleet.h"
 #include "conf/config_file.h"
 #include "net/http.h"
 #include "net/resp_server.h"
@@ -118,6 +119,30 @@ static int parse_args(int argc, char **argv, fl_config *cfg)
     return 0;
 }
 
+static void fleet_gauges(const fl_server *s, fl_gauges *g)
+{
+    const fl_fleet_stats *st = fl_fleet_get_stats(s->fleet);
+    for (int i = 0; i < FL_VS_COUNT; i++) g->vehicles_by_status[i] = st->by_status[i];
+    g->trips_running = st->trips_running;
+    g->trips_finished = st->trips_finished;
+    g->trips_closed_idle = st->trips_closed_idle;
+    g->pings_applied = st->pings_applied;
+    g->pings_stale = st->pings_stale;
+    g->pings_implausible = st->pings_implausible;
+    g->pings_relocated = st->pings_relocated;
+    const fl_persist *p = &s->persist;
+    g->log_bytes = p->log_bytes;
+    g->log_records = p->appended;
+    g->log_fsyncs = p->fsyncs;
+    g->log_errors = p->write_errors + p->fsync_errors;
+    g->snapshots_ok = p->snapshots_ok;
+    g->snapshots_failed = p->snapshots_failed;
+    g->last_snapshot_ms = p->last_snapshot_ms;
+    g->snapshot_running = p->snapshot_running != 0;
+    g->load_ms = p->load_ms;
+    g->tail_cut_bytes = p->tail_cut_bytes;
+}
+
 /* Every 100 ms: computes the gauges only the loop thread may compute and
  * publishes them for the HTTP thread's /metrics. */
 static void publish_gauges(uv_timer_t *t)
@@ -134,6 +159,7 @@ static void publish_gauges(uv_timer_t *t)
     g.used_memory_bytes = used;
     g.rss_bytes = rss;
     g.geo_members = fl_db_geo_members(s->db);
+    fleet_gauges(s, &g);
     fl_gauges_publish(&s->gauges, &g);
 }
 

@@ -58,24 +58,23 @@ static uint64_t load64(const uint64_t *p)
     return __atomic_load_n(p, __ATOMIC_RELAXED);
 }
 
+#define GAUGE_WORDS (sizeof(fl_gauges) / sizeof(uint64_t))
+_Static_assert(sizeof(fl_gauges) % sizeof(uint64_t) == 0,
+               "fl_gauges holds uint64_t fields only");
+
 void fl_gauges_publish(fl_gauges *g, const fl_gauges *src)
 {
-    __atomic_store_n(&g->connected_clients, src->connected_clients,
-                     __ATOMIC_RELAXED);
-    __atomic_store_n(&g->keys, src->keys, __ATOMIC_RELAXED);
-    __atomic_store_n(&g->used_memory_bytes, src->used_memory_bytes,
-                     __ATOMIC_RELAXED);
-    __atomic_store_n(&g->rss_bytes, src->rss_bytes, __ATOMIC_RELAXED);
-    __atomic_store_n(&g->geo_members, src->geo_members, __ATOMIC_RELAXED);
+    uint64_t *dst = (uint64_t *)g;
+    const uint64_t *from = (const uint64_t *)src;
+    for (size_t i = 0; i < GAUGE_WORDS; i++)
+        __atomic_store_n(&dst[i], from[i], __ATOMIC_RELAXED);
 }
 
 void fl_gauges_read(const fl_gauges *g, fl_gauges *out)
 {
-    out->connected_clients = load64(&g->connected_clients);
-    out->keys = load64(&g->keys);
-    out->used_memory_bytes = load64(&g->used_memory_bytes);
-    out->rss_bytes = load64(&g->rss_bytes);
-    out->geo_members = load64(&g->geo_members);
+    const uint64_t *from = (const uint64_t *)g;
+    uint64_t *dst = (uint64_t *)out;
+    for (size_t i = 0; i < GAUGE_WORDS; i++) dst[i] = load64(&from[i]);
 }
 
 /* ---- text helpers ---- */
@@ -196,6 +195,77 @@ static void gauge(fl_buf *out, const char *name, const char *help,
     counter_line(out, name, v);
 }
 
+static void labelled(fl_buf *out, const char *name, const char *label,
+                     const char *value, uint64_t v)
+{
+    fl_buf_printf(out, "%s{%s=\"%s\"} %llu\n", name, label, value,
+                  (unsigned long long)v);
+}
+
+static void render_fleet(const fl_gauges *g, fl_buf *out)
+{
+    static const char *const status[] = {"available", "busy", "offline"};
+    family(out, "fleetd_vehicles", "gauge", "Live vehicles by status.");
+    for (int i = 0; i < 3; i++)
+        labelled(out, "fleetd_vehicles", "status", status[i], g->vehicles_by_status[i]);
+    family(out, "fleetd_trips", "gauge", "Trips running, and finished ones kept.");
+    labelled(out, "fleetd_trips", "state", "running", g->trips_running);
+    labelled(out, "fleetd_trips", "state", "finished", g->trips_finished);
+    family(out, "fleetd_trips_closed_idle_total", "counter",
+           "Trips closed by the idle timeout.");
+    counter_line(out, "fleetd_trips_closed_idle_total", g->trips_closed_idle);
+    family(out, "fleetd_pings_total", "counter", "Position pings by outcome.");
+    labelled(out, "fleetd_pings_total", "outcome", "applied", g->pings_applied);
+    labelled(out, "fleetd_pings_total", "outcome", "stale", g->pings_stale);
+    labelled(out, "fleetd_pings_total", "outcome", "implausible", g->pings_implausible);
+    labelled(out, "fleetd_pings_total", "outcome", "relocated", g->pings_relocated);
+}
+
+static void render_store(const fl_gauges *g, fl_buf *out)
+{
+    gauge(out, "fleetd_log_bytes", "Size of the current write-ahead log segment.",
+          g->log_bytes);
+    family(out, "fleetd_log_records_total", "counter", "Records appended to the log.");
+    counter_line(out, "fleetd_log_records_total", g->log_records);
+    family(out, "fleetd_log_errors_total", "counter",
+           "Failed log writes and fsyncs (writes are refused after one).");
+    counter_line(out, "fleetd_log_errors_total", g->log_errors);
+    family(out, "fleetd_snapshots_total", "counter", "Background snapshots by result.");
+    labelled(out, "fleetd_snapshots_total", "result", "ok", g->snapshots_ok);
+    labelled(out, "fleetd_snapshots_total", "result", "failed", g->snapshots_failed);
+    gauge(out, "fleetd_snapshot_in_progress", "1 while a snapshot child runs.",
+          g->snapshot_running);
+    family(out, "fleetd_last_snapshot_timestamp_seconds", "gauge",
+           "When the last snapshot completed (0: never).");
+    fl_buf_printf(out, "fleetd_last_snapshot_timestamp_seconds %.3f\n",
+                  (double)g->last_snapshot_ms / 1000.0);
+    family(out, "fleetd_load_duration_seconds", "gauge",
+           "Time the last start spent loading snapshot and log.");
+    fl_buf_printf(out, "fleetd_load_duration_seconds %.3f\n", (double)g->load_ms / 1000.0);
+    gauge(out, "fleetd_load_tail_cut_bytes", "Bytes of a torn log tail cut at the last start.",
+          g->tail_cut_bytes);
+}
+
+/* A histogram without labels, in the command histograms' buckets. */
+static void render_histogram(fl_buf *out, const char *name, const char *help,
+                             const fl_hist *h)
+{
+    fl_hist *snap = fl_xmalloc(sizeof(*snap));
+    fl_hist_snapshot(h, snap);
+    family(out, name, "histogram", help);
+    for (unsigned i = 0; i < LE_COUNT; i++) {
+        fl_buf_printf(out, "%s_bucket{le=\"", name);
+        ns_as_seconds(out, 1ull << (LE_FIRST_EXP + i));
+        fl_buf_printf(out, "\"} %llu\n", (unsigned long long)fl_hist_count_le(
+                                             snap, (1ull << (LE_FIRST_EXP + i)) - 1));
+    }
+    fl_buf_printf(out, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum ", name,
+                  (unsigned long long)snap->count, name);
+    ns_as_seconds(out, snap->sum);
+    fl_buf_printf(out, "\n%s_count %llu\n", name, (unsigned long long)snap->count);
+    free(snap);
+}
+
 static void render_gauges(const fl_gauges *shared, fl_buf *out)
 {
     fl_gauges g;
@@ -209,6 +279,8 @@ static void render_gauges(const fl_gauges *shared, fl_buf *out)
           g.used_memory_bytes);
     gauge(out, "process_resident_memory_bytes", "Resident memory size in bytes.",
           g.rss_bytes);
+    render_fleet(&g, out);
+    render_store(&g, out);
 }
 
 /* ---- per-command families ---- */
@@ -330,5 +402,8 @@ void fl_prom_render(const fl_server *s, uint64_t now_ms, fl_buf *out)
     render_process(s, now_ms, out);
     render_stats(&s->stats, out);
     render_gauges(&s->gauges, out);
+    render_histogram(out, "fleetd_log_fsync_duration_seconds",
+                     "fdatasync time of the write-ahead log.",
+                     &s->persist.fsync_latency);
     render_commands(s, out);
 }

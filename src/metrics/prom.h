@@ -31,7 +31,15 @@ typedef struct fl_gauges {
     uint64_t used_memory_bytes;
     uint64_t rss_bytes;
     uint64_t geo_members;
-} fl_gauges;
+    /* the live fleet */
+    uint64_t vehicles_by_status[3]; /* available, busy, offline */
+    uint64_t trips_running, trips_finished, trips_closed_idle;
+    uint64_t pings_applied, pings_stale, pings_implausible, pings_relocated;
+    /* durability */
+    uint64_t log_bytes, log_records, log_fsyncs, log_errors;
+    uint64_t snapshots_ok, snapshots_failed, last_snapshot_ms;
+    uint64_t snapshot_running, load_ms, tail_cut_bytes;
+} fl_gauges;  /* only uint64_t fields: published word by word */
 
 /* Copies src into the shared block g, field by field with relaxed atomic
  * stores. Fields are independent numbers: a reader may see a mix of two
