@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 #include <arpa/inet.h>
@@ -274,7 +275,15 @@ typedef struct opts {
     double radius_km;
     int count, withdist;
     const char *key, *data, *mode;
+    long vehicles;      /* fleet modes: vehicles cycled through */
+    long pings;         /* vsetup: extra pings per vehicle after TRIP.START */
+    double rate;        /* open loop: requests per second (0: closed loop) */
+    long long ts_now;   /* fleet modes: the setup's time, unix ms (0: now) */
+    long step0;         /* vupdate: steps taken by earlier runs */
+    const char *target; /* vsetup: fleetd or redis */
 } opts;
+
+enum { GEN_GEOADD, GEN_SEARCH, GEN_VUPDATE, GEN_VGEOADD };
 
 static uint64_t next_id;
 
@@ -288,6 +297,35 @@ static void gen_geoadd(const opts *o, buf *b)
     snprintf(name, sizeof(name), "new:%llu", (unsigned long long)id);
     const char *argv[] = {"GEOADD", o->key, lon, lat, name};
     put_cmd(b, 5, argv);
+}
+
+/* Vehicle v after `round` steps: its start, moved 10 m east per step (a
+ * plausible 36 km/h at one ping per second). */
+static pt vehicle_pos(uint64_t v, long round)
+{
+    pt p = member_pos(v);
+    p.lon += (double)round * 10.0 / (111320.0 * cos(p.lat * M_PI / 180));
+    return p;
+}
+
+/* Request i of a fleet run: vehicle i % N takes step step0 + i / N + 1,
+ * one second and 10 m after the previous one (the setup's last ping is
+ * step 0 at ts_now), so consecutive runs given growing step0 keep every
+ * ping newer and plausible: no STALE or IMPLAUSIBLE replies. */
+static void gen_vehicle(const opts *o, buf *b, uint64_t i, int geoadd)
+{
+    char lon[32], lat[32], name[32], ts[32];
+    uint64_t v = i % (uint64_t)o->vehicles;
+    long step = o->step0 + (long)(i / (uint64_t)o->vehicles) + 1;
+    pt p = vehicle_pos(v, step);
+    snprintf(lon, sizeof(lon), "%.6f", p.lon);
+    snprintf(lat, sizeof(lat), "%.6f", p.lat);
+    snprintf(name, sizeof(name), "veh:%llu", (unsigned long long)v);
+    snprintf(ts, sizeof(ts), "%lld", o->ts_now + (long long)step * 1000);
+    const char *up[] = {"VEHICLE.UPDATE", name, lon, lat, "TS", ts};
+    const char *ga[] = {"GEOADD", o->key, lon, lat, name};
+    if (geoadd) put_cmd(b, 5, ga);
+    else put_cmd(b, 6, up);
 }
 
 static void gen_search(const opts *o, buf *b, uint64_t q)
@@ -386,19 +424,29 @@ typedef struct conn {
 /* Builds every request before the clock starts, so the timed loop only
  * writes slices of one buffer and parses replies: the client stays far
  * from being the bottleneck. off[i] is where request i starts. */
-static void pregenerate(const opts *o, int is_search, buf *all, size_t **off)
+static void pregenerate(const opts *o, int kind, buf *all, size_t **off)
 {
     *off = malloc(sizeof(size_t) * ((size_t)o->requests + 1));
     if (!*off) { perror("malloc"); exit(1); }
     for (long i = 0; i < o->requests; i++) {
         (*off)[i] = all->len;
-        if (is_search) gen_search(o, all, (uint64_t)i);
-        else gen_geoadd(o, all);
+        if (kind == GEN_SEARCH) gen_search(o, all, (uint64_t)i);
+        else if (kind == GEN_GEOADD) gen_geoadd(o, all);
+        else gen_vehicle(o, all, (uint64_t)i, kind == GEN_VGEOADD);
     }
     (*off)[o->requests] = all->len;
 }
 
-static int mode_load_test(const opts *o, int is_search)
+/* Seconds until the next open-loop send is due (0 when due), or -1 in a
+ * closed loop. */
+static double until_due(const opts *o, double t0, long sent)
+{
+    if (o->rate <= 0 || sent >= o->requests) return -1;
+    double due = t0 + (double)sent / o->rate - now_s();
+    return due > 0 ? due : 0;
+}
+
+static int mode_load_test(const opts *o, int kind)
 {
     conn *cs = calloc((size_t)o->conns, sizeof(*cs));
     struct pollfd *pf = calloc((size_t)o->conns, sizeof(*pf));
@@ -407,7 +455,8 @@ static int mode_load_test(const opts *o, int is_search)
     long sent = 0, done = 0;
     buf all = {0};
     size_t *off;
-    pregenerate(o, is_search, &all, &off);
+    pregenerate(o, kind, &all, &off);
+    long odd = 0; /* fleet runs: STALE or IMPLAUSIBLE replies (must be 0) */
     for (int i = 0; i < o->conns; i++) {
         cs[i].fd = dial(o->port);
         cs[i].sent_at = calloc((size_t)o->pipeline, sizeof(double));
@@ -421,8 +470,12 @@ static int mode_load_test(const opts *o, int is_search)
             conn *c = &cs[i];
             double t = now_s();
             long first = sent;
-            while (c->inflight < o->pipeline && sent < o->requests) {
-                c->sent_at[c->head++ % o->pipeline] = t;
+            while (c->inflight < o->pipeline && sent < o->requests &&
+                   until_due(o, t0, sent) <= 0) {
+                /* Open loop: latency counts from when the request was due,
+                 * so a stalled server cannot hide its queueing delay. */
+                c->sent_at[c->head++ % o->pipeline] =
+                    o->rate > 0 ? t0 + (double)sent / o->rate : t;
                 c->inflight++;
                 sent++;
             }
@@ -432,7 +485,14 @@ static int mode_load_test(const opts *o, int is_search)
                 if (k > 0) p += (size_t)k;
             }
         }
-        if (poll(pf, (nfds_t)o->conns, 1000) < 0) { perror("poll"); return 1; }
+        double wait = until_due(o, t0, sent);
+        struct timespec ts = {1, 0};
+        if (wait >= 0) {
+            wait = wait < 0.001 ? wait : 0.001;
+            ts.tv_sec = 0;
+            ts.tv_nsec = (long)(wait * 1e9);
+        }
+        if (ppoll(pf, (nfds_t)o->conns, &ts, NULL) < 0) { perror("poll"); return 1; }
         for (int i = 0; i < o->conns; i++) {
             if (!(pf[i].revents & POLLIN)) continue;
             conn *c = &cs[i];
@@ -447,6 +507,7 @@ static int mode_load_test(const opts *o, int is_search)
                     fprintf(stderr, "geobench: error reply %.*s\n", 120, c->in.p + c->parsed);
                     return 1;
                 }
+                if (c->in.p[c->parsed] == '+' && c->in.p[c->parsed + 1] != 'O') odd++;
                 c->parsed += k;
                 lat[done++] = t - c->sent_at[c->tail++ % o->pipeline];
                 c->inflight--;
@@ -457,11 +518,56 @@ static int mode_load_test(const opts *o, int is_search)
     double el = now_s() - t0;
     qsort(lat, (size_t)done, sizeof(double), cmpd);
     printf("%s ops=%ld seconds=%.3f ops_per_sec=%.0f p50_us=%.1f p99_us=%.1f "
-           "p999_us=%.1f max_us=%.1f\n",
+           "p999_us=%.1f max_us=%.1f not_ok=%ld\n",
            o->mode, done, el, (double)done / el, lat[done / 2] * 1e6,
            lat[(long)((double)done * 0.99)] * 1e6,
-           lat[(long)((double)done * 0.999)] * 1e6, lat[done - 1] * 1e6);
+           lat[(long)((double)done * 0.999)] * 1e6, lat[done - 1] * 1e6, odd);
     for (int i = 0; i < o->conns; i++) close(cs[i].fd);
+    return 0;
+}
+
+/* Puts every vehicle in place before a fleet run: on fleetd a first ping
+ * and a running trip, then `pings` more pings one second apart, the last
+ * at ts_now (step 0); on Redis the same last position with GEOADD.
+ * Pipelined. */
+static int mode_vsetup(const opts *o)
+{
+    int fd = dial(o->port), redis = !strcmp(o->target, "redis");
+    buf b = {0}, out = {0};
+    char lon[32], lat[32], name[32], ts[32];
+    long long t_start = o->ts_now - o->pings * 1000;
+    double t0 = now_s();
+    for (long v = 0; v < o->vehicles;) {
+        b.len = 0;
+        long cmds = 0;
+        for (int k = 0; k < 500 && v < o->vehicles; k++, v++) {
+            snprintf(name, sizeof(name), "veh:%ld", v);
+            for (long r = redis ? o->pings : 0; r <= o->pings; r++) {
+                pt p = vehicle_pos((uint64_t)v, -o->pings + r);
+                snprintf(lon, sizeof(lon), "%.6f", p.lon);
+                snprintf(lat, sizeof(lat), "%.6f", p.lat);
+                snprintf(ts, sizeof(ts), "%lld", t_start + r * 1000);
+                const char *up[] = {"VEHICLE.UPDATE", name, lon, lat, "TS", ts};
+                const char *ga[] = {"GEOADD", o->key, lon, lat, name};
+                const char *st[] = {"TRIP.START", name, "TS", ts};
+                if (redis) put_cmd(&b, 5, ga);
+                else put_cmd(&b, 6, up);
+                cmds++;
+                if (!redis && r == 0) {
+                    put_cmd(&b, 4, st);
+                    cmds++;
+                }
+            }
+        }
+        roundtrip(fd, &b, cmds, &out);
+        if (memchr(out.p, '-', out.len)) {
+            fprintf(stderr, "geobench: setup error %.*s\n", 200, out.p);
+            return 1;
+        }
+    }
+    printf("vsetup target=%s vehicles=%ld pings=%ld seconds=%.2f\n", o->target,
+           o->vehicles, redis ? 0 : o->pings + 1, now_s() - t0);
+    close(fd);
     return 0;
 }
 
@@ -495,7 +601,8 @@ int main(int argc, char **argv)
 {
     opts o = {.port = 6379, .conns = 50, .pipeline = 1, .members = 1000000,
               .requests = 100000, .radius_km = 1, .count = 0, .key = "bench:geo",
-              .data = "../shared/data", .mode = "search"};
+              .data = "../shared/data", .mode = "search", .vehicles = 100000,
+              .target = "fleetd"};
     for (int i = 1; i + 1 < argc; i += 2) {
         const char *k = argv[i], *v = argv[i + 1];
         if (!strcmp(k, "--port")) o.port = (int)strtol(v, NULL, 10);
@@ -510,12 +617,26 @@ int main(int argc, char **argv)
         else if (!strcmp(k, "--key")) o.key = v;
         else if (!strcmp(k, "--data")) o.data = v;
         else if (!strcmp(k, "--mode")) o.mode = v;
+        else if (!strcmp(k, "--vehicles")) o.vehicles = strtol(v, NULL, 10);
+        else if (!strcmp(k, "--pings")) o.pings = strtol(v, NULL, 10);
+        else if (!strcmp(k, "--rate")) o.rate = strtod(v, NULL);
+        else if (!strcmp(k, "--ts-now")) o.ts_now = strtoll(v, NULL, 10);
+        else if (!strcmp(k, "--target")) o.target = v;
+        else if (!strcmp(k, "--step0")) o.step0 = strtol(v, NULL, 10);
         else { fprintf(stderr, "geobench: unknown option %s\n", k); return 2; }
     }
     load_data(o.data);
+    if (o.ts_now == 0) {
+        struct timeval tv;
+        gettimeofday(&tv, NULL);
+        o.ts_now = (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+    }
     if (!strcmp(o.mode, "load")) return mode_load(&o);
-    if (!strcmp(o.mode, "geoadd")) return mode_load_test(&o, 0);
-    if (!strcmp(o.mode, "search")) return mode_load_test(&o, 1);
+    if (!strcmp(o.mode, "geoadd")) return mode_load_test(&o, GEN_GEOADD);
+    if (!strcmp(o.mode, "search")) return mode_load_test(&o, GEN_SEARCH);
+    if (!strcmp(o.mode, "vupdate")) return mode_load_test(&o, GEN_VUPDATE);
+    if (!strcmp(o.mode, "vgeoadd")) return mode_load_test(&o, GEN_VGEOADD);
+    if (!strcmp(o.mode, "vsetup")) return mode_vsetup(&o);
     if (!strcmp(o.mode, "verify")) return mode_verify(&o);
     fprintf(stderr, "geobench: unknown mode %s\n", o.mode);
     return 2;

@@ -444,6 +444,22 @@ static void info_persistence(fl_cmd_ctx *ctx, fl_buf *b)
         (unsigned long long)p->load_ms, (unsigned long long)p->tail_cut_bytes);
 }
 
+static void info_fleet(fl_cmd_ctx *ctx, fl_buf *b)
+{
+    const fl_fleet_stats *st = fl_fleet_get_stats(ctx->server->fleet);
+    fl_buf_printf(b, "# Fleet\r\nvehicles:%llu\r\nvehicles_available:%llu\r\n"
+        "vehicles_busy:%llu\r\nvehicles_offline:%llu\r\ntrips_running:%llu\r\n"
+        "trips_finished:%llu\r\ntrips_closed_idle:%llu\r\npings_applied:%llu\r\n"
+        "pings_stale:%llu\r\npings_implausible:%llu\r\npings_relocated:%llu\r\n"
+        "fleet_memory_bytes:%zu\r\n\r\n",
+        (unsigned long long)st->vehicles, (unsigned long long)st->by_status[0],
+        (unsigned long long)st->by_status[1], (unsigned long long)st->by_status[2],
+        (unsigned long long)st->trips_running, (unsigned long long)st->trips_finished,
+        (unsigned long long)st->trips_closed_idle, (unsigned long long)st->pings_applied,
+        (unsigned long long)st->pings_stale, (unsigned long long)st->pings_implausible,
+        (unsigned long long)st->pings_relocated, fl_fleet_bytes(ctx->server->fleet));
+}
+
 FL_CMD(bgsave)
 {
     const fl_server_hooks *h = &ctx->server->hooks;
@@ -520,7 +536,7 @@ static const struct {
     {"server", info_server, 1},       {"clients", info_clients, 1},
     {"memory", info_memory, 1},       {"persistence", info_persistence, 1},
     {"stats", info_stats, 1},         {"commandstats", info_commandstats, 0},
-    {"keyspace", info_keyspace, 1},
+    {"keyspace", info_keyspace, 1},   {"fleet", info_fleet, 1},
 };
 #define INFO_COUNT (sizeof(info_sections) / sizeof(info_sections[0]))
 
