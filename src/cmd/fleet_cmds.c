@@ -120,8 +120,8 @@ static int parse_ping(fl_cmd_ctx *ctx, fl_ping *p, int *had_ts)
         } else if (arg_is(ctx, i, "speed") || arg_is(ctx, i, "heading")) {
             int speed = arg_is(ctx, i, "speed");
             if (fl_arg_double(ctx, i + 1, &d)) return -1;
-            if (speed ? !(d >= 0 && d < 1e5) : !(d >= 0 && d <= 360)) {
-                fl_reply_error(ctx->reply, speed ? "ERR SPEED must be 0 to 100000 km/h"
+            if (speed ? !(d >= 0 && d <= FL_SPEED_MAX_KMH) : !(d >= 0 && d <= 360)) {
+                fl_reply_error(ctx->reply, speed ? "ERR SPEED must be 0 to 6000 km/h"
                                                  : "ERR HEADING must be 0 to 360 degrees");
                 return -1;
             }
@@ -153,6 +153,10 @@ FL_CMD(vehicle_update)
         reply_future(ctx);
         return;
     }
+    if (rc == -ENOSPC) {
+        fl_reply_error(ctx->reply, "ERR too many fleet names (at most 65535)");
+        return;
+    }
     if (rc != 0) {
         fl_reply_error(ctx->reply, "ERR invalid ping");
         return;
@@ -176,7 +180,7 @@ static void reply_vehicle(fl_cmd_ctx *ctx, const fl_vehicle *v)
 {
     fl_reply *r = ctx->reply;
     size_t flen;
-    const char *fleet = fl_vehicle_fleet(v, &flen);
+    const char *fleet = fl_vehicle_fleet(ctx->server->fleet, v, &flen);
     fl_reply_map(r, 10);
     fl_reply_bulk_str(r, "id");
     fl_reply_bulk(r, v->id, v->id_len);
@@ -187,9 +191,9 @@ static void reply_vehicle(fl_cmd_ctx *ctx, const fl_vehicle *v)
     fl_reply_bulk_str(r, "ts");
     fl_reply_int(r, v->ts_ms);
     fl_reply_bulk_str(r, "speed");
-    reply_float_or_null(r, v->speed_kmh);
+    reply_float_or_null(r, fl_vehicle_speed(v));
     fl_reply_bulk_str(r, "heading");
-    reply_float_or_null(r, v->heading);
+    reply_float_or_null(r, fl_vehicle_heading(v));
     fl_reply_bulk_str(r, "fleet");
     if (fleet) fl_reply_bulk(r, fleet, flen);
     else fl_reply_null(r);
@@ -488,6 +492,11 @@ FL_CMD(trip_end)
     if (arg_id(ctx, 1, "vehicle") ||
         parse_trip_opts(ctx, 0, &id_at, &ts, &had_ts, &reason))
         return;
+    const fl_fleet_config *fc = fl_fleet_get_config(ctx->server->fleet);
+    if (ts > (long long)ctx->now_ms && ts - (long long)ctx->now_ms > fc->max_future_ms) {
+        reply_future(ctx);
+        return;
+    }
     const fl_trip *t;
     int rc = fl_fleet_trip_end(ctx->server->fleet, ctx->argv[1], ctx->argvlen[1],
                                ts, reason, &t);

@@ -74,6 +74,26 @@ void fl_cmd_log(fl_cmd_ctx *ctx, int argc, const char **argv,
     if (ctx->session) ctx->session->wal_need = p->appended;
 }
 
+void fl_server_log_rules(fl_server *s)
+{
+    static const char *const names[] = {"trip-jitter-meters", "max-speed-kmh",
+                                        "trip-max-points", "trip-history-max"};
+    const long long values[] = {s->cfg.trip_jitter_m, s->cfg.max_speed_kmh,
+                                s->cfg.trip_max_points, s->cfg.trip_history_max};
+    const char *argv[10] = {"CONFIG", "SET"};
+    size_t lens[10] = {6, 3};
+    char num[4][24];
+    for (int i = 0; i < 4; i++) {
+        argv[2 + 2 * i] = names[i];
+        lens[2 + 2 * i] = strlen(names[i]);
+        lens[3 + 2 * i] = fl_fmt_u64(num[i], (uint64_t)values[i]);
+        argv[3 + 2 * i] = num[i];
+    }
+    fl_cmd_ctx ctx = {0};
+    ctx.server = s;
+    fl_cmd_log(&ctx, 10, argv, lens);
+}
+
 size_t fl_server_close_idle_trips(fl_server *s, uint64_t now_ms)
 {
     size_t n = 0;

@@ -131,6 +131,11 @@ typedef struct fl_server {
 
 /* Pushes the fleet settings of cfg into the fleet (after CONFIG SET). */
 void fl_server_apply_config(fl_server *s);
+/* Logs the settings replay depends on (jitter, speed limit, path and
+ * history sizes) as a CONFIG SET record: a log then replays under the
+ * rules it was written with, whatever the next start is configured with.
+ * Called when the log opens, at each new segment and when they change. */
+void fl_server_log_rules(fl_server *s);
 /* Ends trips idle for longer than trip-idle-timeout, logging each end.
  * Returns how many were closed. */
 size_t fl_server_close_idle_trips(fl_server *s, uint64_t now_ms);

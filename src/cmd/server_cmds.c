@@ -215,8 +215,16 @@ static void config_set(fl_cmd_ctx *ctx)
             return;
         }
     }
+    fl_config before = ctx->server->cfg;
     ctx->server->cfg = next;
     fl_server_apply_config(ctx->server);
+    if (before.trip_jitter_m != next.trip_jitter_m ||
+        before.max_speed_kmh != next.max_speed_kmh ||
+        before.trip_max_points != next.trip_max_points ||
+        before.trip_history_max != next.trip_history_max) {
+        fl_server_log_rules(ctx->server);
+        ctx->session->wal_need = ctx->server->persist.appended;
+    }
     fl_reply_ok(ctx->reply);
 }
 

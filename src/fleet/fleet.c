@@ -110,6 +110,9 @@ static void free_members(fl_fleet *f)
         free(f->groups.slots[i]);
     fl_ptrmap_free(&f->vehicles);
     fl_ptrmap_free(&f->groups);
+    free(f->group_by_no);
+    f->group_by_no = NULL;
+    f->ngroups = 0;
     fl_ptrmap_free(&f->trips);
     fl_ptrmap_free(&f->histories);
     fl_geoset_free(f->where);
@@ -167,35 +170,99 @@ double fl_fleet_distance_m(double lon1, double lat1, double lon2, double lat2)
     return 2 * FL_MEAN_EARTH_RADIUS_M * asin(sqrt(a));
 }
 
-const char *fl_vehicle_fleet(const fl_vehicle *v, size_t *len)
+const char *fl_vehicle_fleet(const fl_fleet *f, const fl_vehicle *v,
+                             size_t *len)
 {
     if (!v->group) {
         *len = 0;
         return NULL;
     }
-    *len = v->group->name_len;
-    return v->group->name;
+    const fl_fleet_group *g = f->group_by_no[v->group];
+    *len = g->name_len;
+    return g->name;
+}
+
+static uint16_t encode16(float v, double scale)
+{
+    if (isnan(v)) return FL_UNKNOWN16;
+    double x = round((double)v * scale);
+    return x >= FL_UNKNOWN16 ? FL_UNKNOWN16 - 1 : (uint16_t)x;
+}
+
+static float decode16(uint16_t v, double scale)
+{
+    return v == FL_UNKNOWN16 ? NAN : (float)(v / scale);
+}
+
+float fl_vehicle_speed(const fl_vehicle *v)
+{
+    return v->speed_kmh;
+}
+
+float fl_vehicle_heading(const fl_vehicle *v)
+{
+    return decode16(v->heading_cdeg, 100.0);
+}
+
+/* 1e-7 degree (1 cm) inside the edge: the largest doubles below 180 still
+ * round to the full range in the geohash arithmetic. */
+#define FL_EDGE_MARGIN 1e-7
+
+void fl__index_point(double lon, double lat, double *x, double *y)
+{
+    *x = lon > FL_GEO_LON_MAX - FL_EDGE_MARGIN ? FL_GEO_LON_MAX - FL_EDGE_MARGIN : lon;
+    *y = lat > FL_GEO_LAT_MAX - FL_EDGE_MARGIN ? FL_GEO_LAT_MAX - FL_EDGE_MARGIN : lat;
+}
+
+uint64_t fl_vehicle_cell(const fl_vehicle *v)
+{
+    return fl__cell_of(v->lon, v->lat);
+}
+
+void fl_vehicle_get_state(const fl_vehicle *v, fl_vehicle_state *out)
+{
+    out->lon = v->lon;
+    out->lat = v->lat;
+    out->ts_ms = v->ts_ms;
+    out->speed_kmh = fl_vehicle_speed(v);
+    out->heading = fl_vehicle_heading(v);
+    out->flagged = v->flagged;
+    out->status = v->status;
+    out->suspect = v->suspect;
 }
 
 /* ---- counts ---- */
 
-static fl_fleet_group *group_get(fl_fleet *f, const char *name, size_t len)
+/* The number of a fleet name, created on first use; 0 for no name, -1
+ * when FL_FLEETS_MAX names exist. */
+static int group_no(fl_fleet *f, const char *name, size_t len)
 {
+    if (!name) return 0;
     fl_fleet_group *g = fl_ptrmap_get(&f->groups, name, len);
-    if (g) return g;
+    if (g) return g->no;
+    if (f->ngroups >= FL_FLEETS_MAX) return -1;
     g = fl_xcalloc(1, sizeof(*g) + len);
     g->name_len = (uint8_t)len;
     memcpy(g->name, name, len);
+    g->no = (uint16_t)++f->ngroups;
     if (fl_ptrmap_put(&f->groups, g) != 0) abort();
-    return g;
+    f->group_by_no = fl_xrealloc(f->group_by_no, (f->ngroups + 1) * sizeof(*f->group_by_no));
+    f->group_by_no[g->no] = g;
+    return g->no;
 }
 
 /* Adds (delta 1) or removes (-1) a vehicle from every count it is in. */
+static void count_in(fl_fleet *f, uint64_t cell, int group, int status,
+                     int delta)
+{
+    f->stats.by_status[status] += (uint64_t)(int64_t)delta;
+    if (group) f->group_by_no[group]->by_status[status] += (uint64_t)(int64_t)delta;
+    fl__cells_add(f, cell, status, delta);
+}
+
 static void count_vehicle(fl_fleet *f, const fl_vehicle *v, int delta)
 {
-    f->stats.by_status[v->status] += (uint64_t)(int64_t)delta;
-    if (v->group) v->group->by_status[v->status] += (uint64_t)(int64_t)delta;
-    fl__cells_add(f, v->cell, v->status, delta);
+    count_in(f, fl_vehicle_cell(v), v->group, v->status, delta);
 }
 
 void fl_fleet_count(const fl_fleet *f, const char *fleet, size_t len,
@@ -219,7 +286,7 @@ static int ping_valid(const fl_fleet *f, size_t len, const fl_ping *p,
     if (!isfinite(p->lon) || !isfinite(p->lat) ||
         !fl_geo_coords_valid(p->lon, p->lat))
         return -EINVAL;
-    if (!isnan(p->speed_kmh) && !(p->speed_kmh >= 0 && isfinite(p->speed_kmh)))
+    if (!isnan(p->speed_kmh) && !(p->speed_kmh >= 0 && p->speed_kmh <= FL_SPEED_MAX_KMH))
         return -EINVAL;
     if (!isnan(p->heading) && !(p->heading >= 0 && p->heading <= 360))
         return -EINVAL;
@@ -232,32 +299,39 @@ static int ping_valid(const fl_fleet *f, size_t len, const fl_ping *p,
     return 0;
 }
 
+static uint64_t index_score(double lon, double lat)
+{
+    double x, y;
+    fl__index_point(lon, lat, &x, &y);
+    return fl_geo_score(x, y);
+}
+
 static void index_position(fl_fleet *f, fl_vehicle *v)
 {
     int outcome;
-    double score = (double)fl_geo_score(v->lon, v->lat);
+    double score = (double)index_score(v->lon, v->lat);
     if (fl_geoset_add(f->where, v->id, v->id_len, score, 0, &outcome) != 0)
         abort();
 }
 
-static void vehicle_create(fl_fleet *f, const char *id, size_t len,
-                           const fl_ping *p)
+static fl_vehicle *vehicle_create(fl_fleet *f, const char *id, size_t len,
+                                  const fl_ping *p, int group)
 {
-    fl_vehicle *v = fl_xcalloc(1, sizeof(*v) + len);
+    fl_vehicle *v = fl_xcalloc(1, offsetof(fl_vehicle, id) + len);
     v->id_len = (uint8_t)len;
     memcpy(v->id, id, len);
     v->lon = p->lon;
     v->lat = p->lat;
     v->ts_ms = p->ts_ms;
     v->speed_kmh = p->speed_kmh;
-    v->heading = p->heading;
+    v->heading_cdeg = encode16(p->heading, 100.0);
     v->status = p->status >= 0 ? (uint8_t)p->status : FL_VS_AVAILABLE;
-    v->group = p->fleet ? group_get(f, p->fleet, p->fleet_len) : NULL;
-    v->cell = fl__cell_of(v->lon, v->lat);
+    v->group = (uint16_t)group;
     if (fl_ptrmap_put(&f->vehicles, v) != 0) abort();
     index_position(f, v);
     f->stats.vehicles++;
     count_vehicle(f, v, 1);
+    return v;
 }
 
 /* Decides whether a ping from a known vehicle is applied: returns the
@@ -272,7 +346,7 @@ static int judge_ping(fl_fleet *f, fl_vehicle *v, const fl_ping *p)
         v->suspect = 0;
         return FL_PING_APPLIED;
     }
-    v->flagged++;
+    if (v->flagged < UINT16_MAX) v->flagged++;
     if (v->trip) v->trip->flagged++;
     if (++v->suspect < FL_RELOCATE_AFTER) return FL_PING_IMPLAUSIBLE;
     v->suspect = 0;
@@ -280,27 +354,25 @@ static int judge_ping(fl_fleet *f, fl_vehicle *v, const fl_ping *p)
 }
 
 static void vehicle_apply(fl_fleet *f, fl_vehicle *v, const fl_ping *p,
-                          int relocated)
+                          int group, int relocated)
 {
-    uint64_t cell = fl__cell_of(p->lon, p->lat);
-    fl_fleet_group *group = p->fleet ? group_get(f, p->fleet, p->fleet_len)
-                                     : v->group;
+    uint64_t old_cell = fl_vehicle_cell(v), cell = fl__cell_of(p->lon, p->lat);
+    if (!p->fleet) group = v->group;
     int status = p->status >= 0 ? p->status : v->status;
-    int recount = cell != v->cell || group != v->group || status != v->status;
-    if (recount) count_vehicle(f, v, -1);
+    int recount = cell != old_cell || group != v->group || status != v->status;
+    if (recount) count_in(f, old_cell, v->group, v->status, -1);
     if (v->trip) fl__trip_feed(f, v, p->lon, p->lat, p->ts_ms, p->speed_kmh,
                                relocated);
-    int moved = fl_geo_score(p->lon, p->lat) != fl_geo_score(v->lon, v->lat);
+    int moved = index_score(p->lon, p->lat) != index_score(v->lon, v->lat);
     v->lon = p->lon;
     v->lat = p->lat;
     v->ts_ms = p->ts_ms;
     if (!isnan(p->speed_kmh)) v->speed_kmh = p->speed_kmh;
-    if (!isnan(p->heading)) v->heading = p->heading;
-    v->cell = cell;
-    v->group = group;
+    if (!isnan(p->heading)) v->heading_cdeg = encode16(p->heading, 100.0);
+    v->group = (uint16_t)group;
     v->status = (uint8_t)status;
     if (moved) index_position(f, v);
-    if (recount) count_vehicle(f, v, 1);
+    if (recount) count_in(f, cell, group, status, 1);
 }
 
 int fl_fleet_update(fl_fleet *f, const char *id, size_t len,
@@ -309,8 +381,17 @@ int fl_fleet_update(fl_fleet *f, const char *id, size_t len,
     int rc = ping_valid(f, len, p, now_ms);
     if (rc != 0) return rc;
     fl_vehicle *v = fl_ptrmap_get(&f->vehicles, id, len);
+    /* Stale pings name no new fleet: the name is only looked up (and
+     * created) for pings that will be applied. */
+    if (v && p->ts_ms <= v->ts_ms) {
+        f->stats.pings_stale++;
+        *outcome = FL_PING_STALE;
+        return 0;
+    }
+    int group = group_no(f, p->fleet, p->fleet_len);
+    if (group < 0) return -ENOSPC;
     if (!v) {
-        vehicle_create(f, id, len, p);
+        vehicle_create(f, id, len, p, group);
         f->stats.pings_applied++;
         *outcome = FL_PING_APPLIED;
         return 0;
@@ -322,7 +403,7 @@ int fl_fleet_update(fl_fleet *f, const char *id, size_t len,
     case FL_PING_RELOCATED: f->stats.pings_relocated++; break;
     default: f->stats.pings_applied++; break;
     }
-    vehicle_apply(f, v, p, *outcome == FL_PING_RELOCATED);
+    vehicle_apply(f, v, p, group, *outcome == FL_PING_RELOCATED);
     return 0;
 }
 
@@ -341,7 +422,6 @@ int fl_fleet_delete(fl_fleet *f, const char *id, size_t len)
         if (fl_fleet_trip_end(f, id, len, v->ts_ms, FL_TRIP_VEHICLE_DELETED, &t) != 0)
             abort();
     }
-    fl__trip_forget_vehicle(f, v);
     count_vehicle(f, v, -1);
     (void)fl_geoset_remove(f->where, id, len);
     (void)fl_ptrmap_del(&f->vehicles, id, len);
@@ -372,16 +452,17 @@ static void hits_push(fl_fleet_hits *h, const fl_vehicle *v, double d)
 
 typedef struct query_filter {
     int status;
-    const fl_fleet_group *group;
+    int group;                  /* 0: any */
     int no_match;               /* the fleet named does not exist */
 } query_filter;
 
 static query_filter make_filter(const fl_fleet *f, const fl_fleet_query *q)
 {
-    query_filter qf = {q->status, NULL, 0};
+    query_filter qf = {q->status, 0, 0};
     if (q->fleet) {
-        qf.group = fl_ptrmap_get(&f->groups, q->fleet, q->fleet_len);
-        qf.no_match = qf.group == NULL;
+        const fl_fleet_group *g = fl_ptrmap_get(&f->groups, q->fleet, q->fleet_len);
+        qf.group = g ? g->no : 0;
+        qf.no_match = g == NULL;
     }
     return qf;
 }
@@ -427,12 +508,67 @@ static long long near_round(const fl_fleet *f, const fl_fleet_query *q,
     return (long long)out->scratch.n;
 }
 
+static int search_box(const fl_fleet *f, const fl_fleet_query *q,
+                      const query_filter *qf, fl_fleet_hits *out);
+
+/* The circle's bounding box in degrees; returns 1 when it crosses the
+ * antimeridian or reaches a pole, where the geohash cells around the
+ * centre do not wrap and the circle is searched as boxes instead. */
+static int near_box(const fl_fleet_query *q, double b[4])
+{
+    const double deg = M_PI / 180.0;
+    double dlat = q->radius_m / (FL_MEAN_EARTH_RADIUS_M * deg) * 1.001 + 1e-6;
+    double far_lat = fabs(q->lat) + dlat;
+    double dlon = far_lat >= 89.0 ? 360.0 : dlat / cos(far_lat * deg);
+    b[1] = fmax(q->lat - dlat, FL_GEO_LAT_MIN);
+    b[3] = fmin(q->lat + dlat, FL_GEO_LAT_MAX);
+    if (dlon >= 180.0) {
+        b[0] = -180.0;
+        b[2] = 180.0;
+        return 1;
+    }
+    b[0] = q->lon - dlon;
+    b[2] = q->lon + dlon;
+    if (b[0] >= -180.0 && b[2] < 180.0) return 0;
+    if (b[0] < -180.0) b[0] += 360.0;
+    if (b[2] >= 180.0) b[2] -= 360.0;
+    return 1;
+}
+
+/* NEARBY by boxes: every candidate of the bounding box, measured. */
+static void near_by_box(const fl_fleet *f, const fl_fleet_query *q,
+                        const query_filter *qf, const double b[4],
+                        fl_fleet_hits *out)
+{
+    fl_fleet_query bq = *q;
+    bq.is_box = 1;
+    bq.count = 0;
+    memcpy(bq.box, b, sizeof(bq.box));
+    if (search_box(f, &bq, qf, out) != 0) out->n = 0;
+    size_t kept = 0;
+    for (size_t i = 0; i < out->n; i++) {
+        const fl_vehicle *v = out->v[i].v;
+        double d = fl_fleet_distance_m(q->lon, q->lat, v->lon, v->lat);
+        if (d > q->radius_m) continue;
+        out->v[kept].v = v;
+        out->v[kept++].dist_m = d;
+    }
+    out->n = kept;
+}
+
 static int search_near(const fl_fleet *f, const fl_fleet_query *q,
                        const query_filter *qf, fl_fleet_hits *out)
 {
     if (!fl_geo_coords_valid(q->lon, q->lat) || !(q->radius_m >= 0) ||
         !isfinite(q->radius_m))
         return -EINVAL;
+    double b[4];
+    if (near_box(q, b)) {
+        near_by_box(f, q, qf, b, out);
+        qsort(out->v, out->n, sizeof(*out->v), hit_cmp);
+        if (q->count && (long long)out->n > q->count) out->n = (size_t)q->count;
+        return 0;
+    }
     int filtered = q->status >= 0 || q->fleet;
     /* A little slack even unfiltered: the index ranks on geohash
      * positions, the reply on exact ones. */
@@ -543,7 +679,7 @@ int fl_fleet_each_vehicle(const fl_fleet *f,
 }
 
 int fl_fleet_restore_vehicle(fl_fleet *f, const char *id, size_t len,
-                             const fl_vehicle *src, const char *fleet,
+                             const fl_vehicle_state *src, const char *fleet,
                              size_t fleet_len, const fl_trip *trip)
 {
     fl_ping p = {src->lon, src->lat, src->ts_ms, src->speed_kmh, src->heading,
@@ -551,18 +687,18 @@ int fl_fleet_restore_vehicle(fl_fleet *f, const char *id, size_t len,
     if (len == 0 || len > FL_FLEET_ID_MAX || src->status >= FL_VS_COUNT ||
         !isfinite(src->lon) || !isfinite(src->lat) ||
         !fl_geo_coords_valid(src->lon, src->lat) || src->ts_ms <= 0 ||
-        (!isnan(src->speed_kmh) && !(src->speed_kmh >= 0 && isfinite(src->speed_kmh))) ||
+        (!isnan(src->speed_kmh) && !(src->speed_kmh >= 0 && src->speed_kmh <= FL_SPEED_MAX_KMH)) ||
         (!isnan(src->heading) && !(src->heading >= 0 && src->heading <= 360)) ||
         (fleet && (fleet_len == 0 || fleet_len > FL_FLEET_ID_MAX)))
         return -EINVAL;
     if (trip && (trip->id_len == 0 || trip->start_ms <= 0 ||
-                 !isfinite(trip->anchor_lon) || !isfinite(trip->anchor_lat) ||
                  !(trip->distance_m >= 0) || !(trip->max_speed_kmh >= 0)))
         return -EINVAL;
     if (fl_ptrmap_get(&f->vehicles, id, len)) return -EEXIST;
-    vehicle_create(f, id, len, &p);
-    fl_vehicle *v = fl_ptrmap_get(&f->vehicles, id, len);
-    v->flagged = src->flagged;
+    int group = group_no(f, fleet, fleet_len);
+    if (group < 0) return -ENOSPC;
+    fl_vehicle *v = vehicle_create(f, id, len, &p, group);
+    v->flagged = (uint16_t)(src->flagged < UINT16_MAX ? src->flagged : UINT16_MAX);
     v->suspect = src->suspect < FL_RELOCATE_AFTER ? src->suspect : 0;
     if (!trip) return 0;
     const fl_trip *t;
@@ -570,27 +706,7 @@ int fl_fleet_restore_vehicle(fl_fleet *f, const char *id, size_t len,
                                  trip->start_ms, INT64_MAX, &t);
     if (rc != 0) return rc;
     /* fl_fleet_trip_start began a path at the vehicle's position; the
-     * restored trip brings its own. */
-    fl_trip *rt = (fl_trip *)t;
-    fl_path path = rt->path;
-    rt->path = trip->path;
-    rt->path.enc = fl_xmalloc(trip->path.len ? trip->path.len : 1);
-    memcpy(rt->path.enc, trip->path.enc, trip->path.len);
-    rt->path.cap = trip->path.len ? trip->path.len : 1;
-    f->trip_bytes += rt->path.cap;
-    f->trip_bytes -= path.cap;
-    free(path.enc);
-    rt->start_ms = trip->start_ms;
-    rt->last_ms = trip->last_ms;
-    rt->distance_m = trip->distance_m;
-    rt->idle_ms = trip->idle_ms;
-    rt->last_move_ms = trip->last_move_ms;
-    rt->idle_to_ms = trip->idle_to_ms;
-    rt->anchor_lon = trip->anchor_lon;
-    rt->anchor_lat = trip->anchor_lat;
-    rt->max_speed_kmh = trip->max_speed_kmh;
-    rt->pings = trip->pings;
-    rt->flagged = trip->flagged;
-    rt->truncated = trip->truncated;
+     * restored trip brings its own, and its metrics. */
+    fl__trip_copy(f, (fl_trip *)t, trip);
     return 0;
 }

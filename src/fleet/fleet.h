@@ -78,16 +78,18 @@ enum fl_trip_end_reason {
 };
 const char *fl_trip_end_name(int reason);
 
-/* The path as an encoded polyline plus what appending needs. */
+/* The path as an encoded polyline plus what appending needs. The buffer
+ * is exactly len bytes: a path grows by a few bytes per counted point, and
+ * millions of running trips make slack the largest cost. */
 typedef struct fl_path {
-    char *enc;                  /* not NUL-terminated */
-    uint32_t len, cap;
+    char *enc;                  /* not NUL-terminated; NULL when empty */
+    uint32_t len, points;
     int32_t last_lat_e5, last_lon_e5;
-    uint32_t points;
 } fl_path;
 
 struct fl_trip_history;
 struct fl_vehicle;
+typedef struct fl_fleet fl_fleet;
 
 typedef struct fl_trip {
     struct fl_trip *lprev, *lnext; /* running list / finished FIFO */
@@ -99,7 +101,7 @@ typedef struct fl_trip {
     int64_t idle_ms;
     int64_t last_move_ms;       /* time of the last counted move */
     int64_t idle_to_ms;         /* idle time is counted up to here */
-    double anchor_lon, anchor_lat; /* last counted point */
+    int32_t anchor_lon_e7, anchor_lat_e7; /* last counted point, 1e-7 deg */
     float max_speed_kmh;
     uint32_t pings;             /* accepted pings fed to the trip */
     uint32_t flagged;           /* implausible pings during the trip */
@@ -113,23 +115,34 @@ typedef struct fl_trip {
 struct fl_fleet_group;
 
 typedef struct fl_vehicle fl_vehicle;
+/* One live vehicle: 45 bytes and its id, allocated as exactly that
+ * (offsetof(fl_vehicle, id) + id length), since at millions of vehicles
+ * every 16 bytes of a malloc size class is tens of megabytes. */
 struct fl_vehicle {
     double lon, lat;
     int64_t ts_ms;              /* last accepted ping */
-    float speed_kmh, heading;   /* NAN when never reported */
-    uint64_t cell;              /* 35-bit standard geohash (7 characters) */
-    struct fl_fleet_group *group; /* NULL: no fleet */
     fl_trip *trip;              /* running trip or NULL */
-    struct fl_trip_history *hist; /* finished trips or NULL */
-    uint32_t flagged;           /* implausible pings, lifetime */
+    float speed_kmh;            /* NAN if never reported */
+    uint16_t flagged;           /* implausible pings, saturating */
+    uint16_t heading_cdeg;      /* 0.01 degree; FL_UNKNOWN16 if never */
+    uint16_t group;             /* fleet number, 0 = none */
     uint8_t status;             /* enum fl_vstatus */
     uint8_t suspect;            /* implausible pings in a row */
     uint8_t id_len;
     char id[];
 };
+#define FL_UNKNOWN16 0xFFFF
+#define FL_SPEED_MAX_KMH 6000.0     /* a reported speed above is refused */
+#define FL_FLEETS_MAX 65535         /* distinct fleet names */
 
+/* Last reported speed (km/h) and heading (degrees), NAN if never. */
+float fl_vehicle_speed(const fl_vehicle *v);
+float fl_vehicle_heading(const fl_vehicle *v);
 /* The vehicle's fleet name, or NULL. */
-const char *fl_vehicle_fleet(const fl_vehicle *v, size_t *len);
+const char *fl_vehicle_fleet(const fl_fleet *f, const fl_vehicle *v,
+                             size_t *len);
+/* The 35-bit standard geohash (7 characters) of the vehicle's cell. */
+uint64_t fl_vehicle_cell(const fl_vehicle *v);
 
 typedef struct fl_ping {
     double lon, lat;
@@ -144,8 +157,6 @@ enum fl_ping_outcome {
     FL_PING_APPLIED = 0, FL_PING_STALE = 1, FL_PING_IMPLAUSIBLE = 2,
     FL_PING_RELOCATED = 3
 };
-
-typedef struct fl_fleet fl_fleet;
 
 typedef struct fl_fleet_stats {
     uint64_t vehicles;
@@ -171,8 +182,9 @@ size_t fl_fleet_bytes(const fl_fleet *f);
 void fl_fleet_clear(fl_fleet *f);
 
 /* Applies a ping. -EINVAL: coordinates outside GEOADD's range or not
- * finite, id empty or too long, negative speed; -ERANGE: ts_ms more than
- * max_future_ms after now_ms or not positive. *outcome: fl_ping_outcome. */
+ * finite, id empty or too long, speed outside 0..FL_SPEED_MAX_KMH;
+ * -ERANGE: ts_ms more than max_future_ms after now_ms or not positive;
+ * -ENOSPC: a new fleet name beyond FL_FLEETS_MAX. *outcome: fl_ping_outcome. */
 int fl_fleet_update(fl_fleet *f, const char *id, size_t len,
                     const fl_ping *p, int64_t now_ms, int *outcome);
 const fl_vehicle *fl_fleet_vehicle(const fl_fleet *f, const char *id,
@@ -275,12 +287,24 @@ int fl_fleet_each_vehicle(const fl_fleet *f,
 /* Calls fn for every finished trip, oldest first; stops on nonzero. */
 int fl_fleet_each_finished(const fl_fleet *f,
                            int (*fn)(void *ud, const fl_trip *t), void *ud);
+/* A vehicle's state as snapshots carry it. */
+typedef struct fl_vehicle_state {
+    double lon, lat;
+    int64_t ts_ms;
+    float speed_kmh, heading;   /* NAN: never reported */
+    uint32_t flagged;
+    int status, suspect;
+} fl_vehicle_state;
+void fl_vehicle_get_state(const fl_vehicle *v, fl_vehicle_state *out);
 /* Re-creates a vehicle exactly (position, status, counters, fleet) and,
  * when trip is not NULL, its running trip (fields and path copied).
- * -EEXIST, -EINVAL or -ENOMEM. */
+ * -EEXIST, -EINVAL or -ENOSPC. */
 int fl_fleet_restore_vehicle(fl_fleet *f, const char *id, size_t len,
-                             const fl_vehicle *v, const char *fleet,
+                             const fl_vehicle_state *v, const char *fleet,
                              size_t fleet_len, const fl_trip *trip);
+/* Sizes the tables for about this many vehicles and trips (a loader that
+ * knows the counts avoids rehashing millions of entries). */
+void fl_fleet_reserve(fl_fleet *f, uint64_t vehicles, uint64_t trips);
 /* Re-creates a finished trip of vehicle vid (appended as its newest). */
 int fl_fleet_restore_trip(fl_fleet *f, const char *vid, size_t vlen,
                           const fl_trip *t);

@@ -10,6 +10,7 @@
 
 typedef struct fl_fleet_group {
     uint64_t by_status[FL_VS_COUNT];
+    uint16_t no;                /* what vehicles store; 1.. */
     uint8_t name_len;
     char name[];
 } fl_fleet_group;
@@ -17,7 +18,6 @@ typedef struct fl_fleet_group {
 /* The finished trips of one vehicle id; lives while it holds trips. */
 typedef struct fl_trip_history {
     fl_trip *newest, *oldest;
-    fl_vehicle *owner;          /* NULL once the vehicle is deleted */
     uint8_t vid_len;
     char vid[];
 } fl_trip_history;
@@ -40,6 +40,8 @@ struct fl_fleet {
     fl_ptrmap vehicles;         /* id -> fl_vehicle */
     fl_geoset *where;           /* id -> geohash score */
     fl_ptrmap groups;           /* fleet name -> fl_fleet_group */
+    fl_fleet_group **group_by_no; /* [no], [0] unused */
+    size_t ngroups;
     fl_ptrmap trips;            /* trip id -> fl_trip, running or finished */
     fl_ptrmap histories;        /* vehicle id -> fl_trip_history */
     fl_trip *run_oldest, *run_newest; /* running, by last ping arrival */
@@ -55,11 +57,15 @@ void fl__trip_touch(fl_fleet *f, fl_trip *t);
 void fl__trip_feed(fl_fleet *f, fl_vehicle *v, double lon, double lat,
                    int64_t ts_ms, float speed_kmh, int relocated);
 void fl__trips_free_all(fl_fleet *f);
-/* Detaches a deleted vehicle from its history (trips stay). */
-void fl__trip_forget_vehicle(fl_fleet *f, fl_vehicle *v);
+/* Copies a trip's times, metrics and path (duplicated) from src. */
+void fl__trip_copy(fl_fleet *f, fl_trip *dst, const fl_trip *src);
 
 void fl__cells_add(fl_fleet *f, uint64_t cell35, int status, int delta);
 void fl__cells_free(fl_fleet *f);
 uint64_t fl__cell_of(double lon, double lat);
+/* The point the index and the cells file a position under: lon 180 and
+ * the top latitude would overflow the geohash by one bit (as in Redis),
+ * so they are moved 1 cm inside the edge. */
+void fl__index_point(double lon, double lat, double *x, double *y);
 
 #endif

@@ -25,6 +25,8 @@ uint64_t fl__cell_of(double lon, double lat)
 {
     fl_geo_range lon_r = {-180.0, 180.0}, lat_r = {-90.0, 90.0};
     fl_geo_cell c;
+    /* 180 is -180: file it in the last cell below, not one bit over. */
+    fl__index_point(lon, lat, &lon, &lat);
     /* 18 bits per axis, longitude first: the top 35 bits are the
      * standard 7-character geohash. */
     if (!fl_geo_encode(&lon_r, &lat_r, lon, lat, 18, &c)) return 0;
@@ -159,8 +161,9 @@ int fl_fleet_cell(const fl_fleet *f, const char *gh, size_t n,
     if (n < FL_CELL_MIN_LEVEL || n > FL_CELL_MAX_LEVEL) return -EINVAL;
     uint64_t cell = 0;
     for (size_t i = 0; i < n; i++) {
-        const char *p = memchr(base32, gh[i] | 0x20, 32);
-        if (!p || gh[i] == '\0') return -EINVAL;
+        char c = gh[i] >= 'A' && gh[i] <= 'Z' ? (char)(gh[i] - 'A' + 'a') : gh[i];
+        const char *p = c ? memchr(base32, c, 32) : NULL;
+        if (!p) return -EINVAL;
         cell = cell << 5 | (uint64_t)(p - base32);
     }
     memset(out, 0, sizeof(*out));

@@ -19,29 +19,33 @@
 
 /* ---- the path ---- */
 
-static void path_put_value(fl_path *p, int32_t v)
+/* Writes one polyline value (at most 7 characters); returns its length. */
+static uint32_t path_put_value(char *out, int32_t v)
 {
     int64_t s = (int64_t)v * 2;
     uint64_t u = (uint64_t)(v < 0 ? ~s : s);
+    uint32_t n = 0;
     while (u >= 0x20) {
-        p->enc[p->len++] = (char)((0x20 | (u & 0x1f)) + 63);
+        out[n++] = (char)((0x20 | (u & 0x1f)) + 63);
         u >>= 5;
     }
-    p->enc[p->len++] = (char)(u + 63);
+    out[n++] = (char)(u + 63);
+    return n;
 }
 
 int fl_path_append(fl_path *p, double lon, double lat)
 {
     int32_t la = (int32_t)lround(lat * 1e5), lo = (int32_t)lround(lon * 1e5);
-    if (p->cap - p->len < 16) {
-        uint32_t cap = p->cap ? p->cap + p->cap / 2 + 16 : 16;
-        p->enc = fl_xrealloc(p->enc, cap);
-        p->cap = cap;
-    }
     int32_t dla = p->points ? la - p->last_lat_e5 : la;
     int32_t dlo = p->points ? lo - p->last_lon_e5 : lo;
-    path_put_value(p, dla);
-    path_put_value(p, dlo);
+    char tmp[16];
+    uint32_t n = path_put_value(tmp, dla);
+    n += path_put_value(tmp + n, dlo);
+    /* Exact growth: glibc's realloc stays in place while the chunk has
+     * room, so this costs a copy only when the size class changes. */
+    p->enc = fl_xrealloc(p->enc, p->len + n);
+    memcpy(p->enc + p->len, tmp, n);
+    p->len += n;
     p->last_lat_e5 = la;
     p->last_lon_e5 = lo;
     p->points++;
@@ -125,15 +129,34 @@ static void note_trip_id(fl_fleet *f, const char *id, size_t len)
     if (n >= f->trip_seq) f->trip_seq = n + 1;
 }
 
+static size_t trip_size(size_t id_len)
+{
+    return offsetof(fl_trip, id) + id_len;
+}
+
 static fl_trip *trip_alloc(fl_fleet *f, const char *id, size_t len)
 {
-    fl_trip *t = fl_xcalloc(1, sizeof(*t) + len);
+    fl_trip *t = fl_xcalloc(1, trip_size(len));
     t->id_len = (uint8_t)len;
     memcpy(t->id, id, len);
     if (fl_ptrmap_put(&f->trips, t) != 0) abort();
     note_trip_id(f, id, len);
-    f->trip_bytes += sizeof(*t) + len;
+    f->trip_bytes += trip_size(len);
     return t;
+}
+
+/* The anchor (last counted point) is kept in 1e-7 degrees (1 cm). */
+static void set_anchor(fl_trip *t, double lon, double lat)
+{
+    t->anchor_lon_e7 = (int32_t)lround(lon * 1e7);
+    t->anchor_lat_e7 = (int32_t)lround(lat * 1e7);
+}
+
+static void append_point(fl_fleet *f, fl_trip *t, double lon, double lat)
+{
+    uint32_t before = t->path.len;
+    (void)fl_path_append(&t->path, lon, lat);
+    f->trip_bytes += t->path.len - before;
 }
 
 static size_t generate_id(fl_fleet *f, char out[32])
@@ -167,10 +190,8 @@ int fl_fleet_trip_start(fl_fleet *f, const char *vid, size_t vlen,
     t->start_ms = ts_ms;
     t->last_ms = v->ts_ms > ts_ms ? v->ts_ms : ts_ms;
     t->last_move_ms = t->idle_to_ms = t->last_ms;
-    t->anchor_lon = v->lon;
-    t->anchor_lat = v->lat;
-    (void)fl_path_append(&t->path, v->lon, v->lat);
-    f->trip_bytes += t->path.cap;
+    set_anchor(t, v->lon, v->lat);
+    append_point(f, t, v->lon, v->lat);
     v->trip = t;
     list_push(&f->run_oldest, &f->run_newest, t);
     f->stats.trips_running++;
@@ -197,23 +218,17 @@ void fl__trip_feed(fl_fleet *f, fl_vehicle *v, double lon, double lat,
     t->last_ms = ts_ms > t->last_ms ? ts_ms : t->last_ms;
     fl__trip_touch(f, t);
     if (relocated) {
-        t->anchor_lon = lon;
-        t->anchor_lat = lat;
+        set_anchor(t, lon, lat);
         return;
     }
-    double d = fl_fleet_distance_m(t->anchor_lon, t->anchor_lat, lon, lat);
+    double d = fl_fleet_distance_m(t->anchor_lon_e7 / 1e7, t->anchor_lat_e7 / 1e7,
+                                   lon, lat);
     int moved = d >= f->cfg.jitter_m;
     if (moved) {
         t->distance_m += d;
-        t->anchor_lon = lon;
-        t->anchor_lat = lat;
-        if (t->path.points < f->cfg.trip_max_points) {
-            uint32_t cap = t->path.cap;
-            (void)fl_path_append(&t->path, lon, lat);
-            f->trip_bytes += t->path.cap - cap;
-        } else {
-            t->truncated = 1;
-        }
+        set_anchor(t, lon, lat);
+        if (t->path.points < f->cfg.trip_max_points) append_point(f, t, lon, lat);
+        else t->truncated = 1;
     }
     double kmh = speed_kmh;
     if (isnan(speed_kmh)) {
@@ -237,11 +252,6 @@ static fl_trip_history *history_of(fl_fleet *f, const char *vid, size_t vlen)
     h->vid_len = (uint8_t)vlen;
     memcpy(h->vid, vid, vlen);
     if (fl_ptrmap_put(&f->histories, h) != 0) abort();
-    fl_vehicle *v = fl_ptrmap_get(&f->vehicles, vid, vlen);
-    if (v) {
-        h->owner = v;
-        v->hist = h;
-    }
     return h;
 }
 
@@ -257,7 +267,7 @@ static void history_push(fl_trip_history *h, fl_trip *t)
 
 static void free_trip(fl_fleet *f, fl_trip *t)
 {
-    f->trip_bytes -= sizeof(*t) + t->id_len + t->path.cap;
+    f->trip_bytes -= trip_size(t->id_len) + t->path.len;
     free(t->path.enc);
     free(t);
 }
@@ -277,7 +287,6 @@ static void drop_oldest_finished(fl_fleet *f)
     free_trip(f, t);
     if (h->newest) return;
     (void)fl_ptrmap_del(&f->histories, h->vid, h->vid_len);
-    if (h->owner) h->owner->hist = NULL;
     free(h);
 }
 
@@ -285,11 +294,6 @@ static void drop_oldest_finished(fl_fleet *f)
 static void file_finished(fl_fleet *f, fl_trip *t, const char *vid,
                           size_t vlen)
 {
-    if (t->path.cap > t->path.len && t->path.len > 0) {
-        f->trip_bytes -= t->path.cap - t->path.len;
-        t->path.enc = fl_xrealloc(t->path.enc, t->path.len);
-        t->path.cap = t->path.len;
-    }
     history_push(history_of(f, vid, vlen), t);
     list_push(&f->fin_oldest, &f->fin_newest, t);
     f->stats.trips_finished++;
@@ -375,46 +379,47 @@ int fl_fleet_each_finished(const fl_fleet *f,
     return 0;
 }
 
+void fl__trip_copy(fl_fleet *f, fl_trip *dst, const fl_trip *src)
+{
+    f->trip_bytes -= dst->path.len;
+    free(dst->path.enc);
+    dst->path = src->path;
+    dst->path.enc = NULL;
+    if (src->path.len) {
+        dst->path.enc = fl_xmalloc(src->path.len);
+        memcpy(dst->path.enc, src->path.enc, src->path.len);
+    }
+    f->trip_bytes += dst->path.len;
+    dst->start_ms = src->start_ms;
+    dst->last_ms = src->last_ms;
+    dst->end_ms = src->end_ms;
+    dst->distance_m = src->distance_m;
+    dst->idle_ms = src->idle_ms;
+    dst->last_move_ms = src->last_move_ms;
+    dst->idle_to_ms = src->idle_to_ms;
+    dst->anchor_lon_e7 = src->anchor_lon_e7;
+    dst->anchor_lat_e7 = src->anchor_lat_e7;
+    dst->max_speed_kmh = src->max_speed_kmh;
+    dst->pings = src->pings;
+    dst->flagged = src->flagged;
+    dst->truncated = src->truncated;
+}
+
 int fl_fleet_restore_trip(fl_fleet *f, const char *vid, size_t vlen,
                           const fl_trip *src)
 {
     if (vlen == 0 || vlen > FL_FLEET_ID_MAX || src->id_len == 0 ||
         src->start_ms <= 0 || !(src->distance_m >= 0) ||
-        !(src->max_speed_kmh >= 0) || !isfinite(src->anchor_lon) ||
-        !isfinite(src->anchor_lat) ||
-        src->end_ms < src->start_ms || src->end_reason == FL_TRIP_RUNNING ||
+        !(src->max_speed_kmh >= 0) || src->end_ms < src->start_ms ||
+        src->end_reason == FL_TRIP_RUNNING ||
         src->end_reason > FL_TRIP_VEHICLE_DELETED)
         return -EINVAL;
     if (fl_ptrmap_get(&f->trips, src->id, src->id_len)) return -EEXIST;
     fl_trip *t = trip_alloc(f, src->id, src->id_len);
-    t->start_ms = src->start_ms;
-    t->last_ms = src->last_ms;
-    t->end_ms = src->end_ms;
-    t->distance_m = src->distance_m;
-    t->idle_ms = src->idle_ms;
-    t->last_move_ms = src->last_move_ms;
-    t->idle_to_ms = src->idle_to_ms;
-    t->anchor_lon = src->anchor_lon;
-    t->anchor_lat = src->anchor_lat;
-    t->max_speed_kmh = src->max_speed_kmh;
-    t->pings = src->pings;
-    t->flagged = src->flagged;
+    fl__trip_copy(f, t, src);
     t->end_reason = src->end_reason;
-    t->truncated = src->truncated;
-    t->path = src->path;
-    t->path.cap = src->path.len;
-    t->path.enc = src->path.len ? fl_xmalloc(src->path.len) : NULL;
-    if (src->path.len) memcpy(t->path.enc, src->path.enc, src->path.len);
-    f->trip_bytes += t->path.cap;
     file_finished(f, t, vid, vlen);
     return 0;
-}
-
-void fl__trip_forget_vehicle(fl_fleet *f, fl_vehicle *v)
-{
-    (void)f;
-    if (v->hist) v->hist->owner = NULL;
-    v->hist = NULL;
 }
 
 void fl__trips_free_all(fl_fleet *f)

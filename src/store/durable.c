@@ -20,7 +20,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/file.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -142,10 +144,34 @@ static void remove_older(const char *dir, uint64_t keep)
     fl_store_files_free(&files);
 }
 
+/* Removes the *.tmp files a crash left (a snapshot being written, a
+ * segment being created): they were never part of the state. */
+static void remove_leftovers(const char *dir)
+{
+    DIR *dh = opendir(dir);
+    if (!dh) return;
+    struct dirent *e;
+    char path[1024];
+    while ((e = readdir(dh)) != NULL) {
+        size_t n = strlen(e->d_name);
+        int ours = strncmp(e->d_name, "snapshot.", 9) == 0 ||
+                   strncmp(e->d_name, "log.", 4) == 0;
+        if (!ours || n < 4 || strcmp(e->d_name + n - 4, ".tmp") != 0) continue;
+        if (snprintf(path, sizeof(path), "%s/%s", dir, e->d_name) >= (int)sizeof(path))
+            continue;
+        if (unlink(path) == 0) fprintf(stderr, "fleetd: removed leftover %s\n", path);
+    }
+    closedir(dh);
+}
+
 /* Loads everything; *open_seq receives the segment to append to. */
 static int load_all(fl_server *s, uint64_t *open_seq, char *err, size_t errlen)
 {
+    /* Replay applies the rules the log recorded; then this start's own
+     * settings take over (and are logged). */
+    fl_config startup = s->cfg;
     fl_store_files files;
+    remove_leftovers(s->cfg.dir);
     int rc = fl_store_scan(s->cfg.dir, &files, err, errlen);
     if (rc != 0) return -1;
     load_ctx lc = {s, {0}, 0, 0};
@@ -163,6 +189,8 @@ static int load_all(fl_server *s, uint64_t *open_seq, char *err, size_t errlen)
                                         : (snap ? snap : 1);
     fl_store_files_free(&files);
     s->persist.replaying = 0;
+    s->cfg = startup;
+    fl_server_apply_config(s);
     if (rc != 0) return -1;
     remove_older(s->cfg.dir, snap);
     s->persist.loaded_records = lc.st.applied + lc.replay_errors;
@@ -320,12 +348,18 @@ static int start_snapshot(fl_durable *d, char *err, size_t errlen)
     if (fl_wal_rotate(p->wal, err, errlen) != 0) return -EIO;
     p->written = p->synced = p->appended;
     uint64_t seq = fl_wal_seq(p->wal);
-    pid_t pid = fork();
+    fl_server_log_rules(d->s);  /* each segment opens with the rules */
+    pid_t parent = getpid(), pid = fork();
     if (pid < 0) {
         snprintf(err, errlen, "fork: %s", strerror(errno));
         return -errno;
     }
     if (pid == 0) {
+        /* The child must not outlive the server (an orphan would keep
+         * writing a snapshot nobody will rename) nor hold its lock. */
+        (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent) _exit(1);
+        close(d->lock_fd);
         signal(SIGTERM, SIG_DFL);
         signal(SIGINT, SIG_DFL);
         _exit(child_write(d->s, seq) == 0 ? 0 : 1);
@@ -435,6 +469,7 @@ int fl_durable_start(uv_loop_t *loop, fl_server *s, fl_durable **out,
     d->last_sync_ms = d->last_idle_ms = wall_ms();
     s->persist.wal = wal;
     s->persist.log_bytes = fl_wal_file_bytes(wal);
+    fl_server_log_rules(s);
     s->hooks.bgsave = bgsave_hook;
     s->hooks.persist_flush = persist_flush;
     s->hooks.store_ud = d;

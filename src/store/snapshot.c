@@ -23,6 +23,7 @@
 #define GEO_CHUNK 8192  /* members per 'G' record: well under the 64 MiB cap */
 
 typedef struct writer {
+    const fl_fleet *fleet;
     fl_buf rec;
     uint64_t records;
     int (*emit)(void *ud, const void *payload, size_t len);
@@ -75,8 +76,8 @@ static void put_trip(fl_buf *b, const fl_trip *t)
     fl_log_put_varint(b, (uint64_t)t->idle_ms);
     fl_log_put_varint(b, (uint64_t)t->last_move_ms);
     fl_log_put_varint(b, (uint64_t)t->idle_to_ms);
-    fl_log_put_double(b, t->anchor_lon);
-    fl_log_put_double(b, t->anchor_lat);
+    fl_log_put_varint(b, zigzag(t->anchor_lon_e7));
+    fl_log_put_varint(b, zigzag(t->anchor_lat_e7));
     fl_log_put_varint(b, float_bits(t->max_speed_kmh));
     fl_log_put_varint(b, t->pings);
     fl_log_put_varint(b, t->flagged);
@@ -93,14 +94,14 @@ static int write_vehicle(void *ud, const fl_vehicle *v)
     writer *w = ud;
     fl_buf *b = &w->rec;
     size_t flen;
-    const char *fleet = fl_vehicle_fleet(v, &flen);
+    const char *fleet = fl_vehicle_fleet(w->fleet, v, &flen);
     fl_log_put_u8(b, 'V');
     fl_log_put_bytes(b, v->id, v->id_len);
     fl_log_put_double(b, v->lon);
     fl_log_put_double(b, v->lat);
     fl_log_put_varint(b, (uint64_t)v->ts_ms);
-    fl_log_put_varint(b, float_bits(v->speed_kmh));
-    fl_log_put_varint(b, float_bits(v->heading));
+    fl_log_put_varint(b, float_bits(fl_vehicle_speed(v)));
+    fl_log_put_varint(b, float_bits(fl_vehicle_heading(v)));
     fl_log_put_bytes(b, fleet ? fleet : "", flen);
     fl_log_put_u8(b, v->status);
     fl_log_put_varint(b, v->flagged);
@@ -162,7 +163,7 @@ int fl_snapshot_write(const fl_server *s,
                       int (*emit)(void *ud, const void *payload, size_t len),
                       void *ud)
 {
-    writer w = {{0}, 0, emit, ud, 0};
+    writer w = {s->fleet, {0}, 0, emit, ud, 0};
     fl_log_put_u8(&w.rec, 'M');
     fl_log_put_varint(&w.rec, fl_fleet_trip_seq(s->fleet));
     (void)flush_record(&w);
@@ -199,8 +200,10 @@ static void get_trip(fl_log_reader *r, fl_trip *t)
     t->idle_ms = (int64_t)fl_log_get_varint(r);
     t->last_move_ms = (int64_t)fl_log_get_varint(r);
     t->idle_to_ms = (int64_t)fl_log_get_varint(r);
-    t->anchor_lon = fl_log_get_double(r);
-    t->anchor_lat = fl_log_get_double(r);
+    int64_t alon = unzigzag(fl_log_get_varint(r));
+    int64_t alat = unzigzag(fl_log_get_varint(r));
+    t->anchor_lon_e7 = (int32_t)alon;
+    t->anchor_lat_e7 = (int32_t)alat;
     t->max_speed_kmh = bits_float(fl_log_get_varint(r));
     t->pings = (uint32_t)fl_log_get_varint(r);
     t->flagged = (uint32_t)fl_log_get_varint(r);
@@ -215,7 +218,8 @@ static void get_trip(fl_log_reader *r, fl_trip *t)
     t->path.points = (uint32_t)fl_log_get_varint(r);
     if (plen > UINT32_MAX || t->start_ms < 0 || t->last_ms < 0 ||
         t->end_ms < 0 || t->idle_ms < 0 || !isfinite(t->distance_m) ||
-        !isfinite(t->anchor_lon) || !isfinite(t->anchor_lat))
+        alon < -1800000000LL || alon > 1800000000LL ||
+        alat < -900000000LL || alat > 900000000LL)
         r->err = 1;
 }
 
@@ -227,7 +231,7 @@ typedef union trip_buf {
 static int apply_vehicle(fl_server *s, fl_log_reader *r)
 {
     size_t idlen, flen;
-    fl_vehicle v;
+    fl_vehicle_state v;
     memset(&v, 0, sizeof(v));
     const uint8_t *id = fl_log_get_bytes(r, &idlen);
     v.lon = fl_log_get_double(r);

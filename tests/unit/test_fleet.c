@@ -428,7 +428,7 @@ static void test_supply_counts(void **state)
     /* The cell of vehicle 1 at precision 6, counted by hand. */
     const fl_vehicle *v1 = fl_fleet_vehicle(f, refs[1].id, strlen(refs[1].id));
     char name[8];
-    fl_cell_name(v1->cell >> 5, 6, name);
+    fl_cell_name(fl_vehicle_cell(v1) >> 5, 6, name);
     fl_cell_count cc;
     assert_int_equal(fl_fleet_cell(f, name, 6, &cc), 0);
     double b[4];
@@ -454,7 +454,7 @@ static void test_cell_names(void **state)
     ping(f, "ts", -73.9855, 40.7580, T0, -1);
     const fl_vehicle *v = fl_fleet_vehicle(f, "ts", 2);
     char name[8];
-    fl_cell_name(v->cell, 7, name);
+    fl_cell_name(fl_vehicle_cell(v), 7, name);
     assert_memory_equal(name, "dr5ru7", 6);
     fl_fleet_free(f);
 }
