@@ -104,10 +104,10 @@ fl_fleet *fl_fleet_new(const fl_fleet_config *cfg, uint64_t seed)
 static void free_members(fl_fleet *f)
 {
     fl__trips_free_all(f);
-    for (size_t i = 0; f->vehicles.slots && i <= f->vehicles.mask; i++)
-        free(f->vehicles.slots[i]);
-    for (size_t i = 0; f->groups.slots && i <= f->groups.mask; i++)
-        free(f->groups.slots[i]);
+    for (size_t i = 0; i < fl_ptrmap_slots(&f->vehicles); i++)
+        free(fl_ptrmap_at(&f->vehicles, i));
+    for (size_t i = 0; i < fl_ptrmap_slots(&f->groups); i++)
+        free(fl_ptrmap_at(&f->groups, i));
     fl_ptrmap_free(&f->vehicles);
     fl_ptrmap_free(&f->groups);
     free(f->group_by_no);
@@ -314,6 +314,7 @@ static void index_position(fl_fleet *f, fl_vehicle *v)
         abort();
 }
 
+/* A new vehicle, or NULL (nothing changed) when the id exists. */
 static fl_vehicle *vehicle_create(fl_fleet *f, const char *id, size_t len,
                                   const fl_ping *p, int group)
 {
@@ -327,7 +328,12 @@ static fl_vehicle *vehicle_create(fl_fleet *f, const char *id, size_t len,
     v->heading_cdeg = encode16(p->heading, 100.0);
     v->status = p->status >= 0 ? (uint8_t)p->status : FL_VS_AVAILABLE;
     v->group = (uint16_t)group;
-    if (fl_ptrmap_put(&f->vehicles, v) != 0) abort();
+    int rc = fl_ptrmap_insert(&f->vehicles, v);
+    if (rc == -EEXIST) {
+        free(v);
+        return NULL;
+    }
+    if (rc != 0) abort();
     index_position(f, v);
     f->stats.vehicles++;
     count_vehicle(f, v, 1);
@@ -593,8 +599,8 @@ static void box_scan(const fl_fleet *f, const double b[4],
                      const query_filter *qf, long long count,
                      fl_fleet_hits *out)
 {
-    for (size_t i = 0; f->vehicles.slots && i <= f->vehicles.mask; i++) {
-        const fl_vehicle *v = f->vehicles.slots[i];
+    for (size_t i = 0; i < fl_ptrmap_slots(&f->vehicles); i++) {
+        const fl_vehicle *v = fl_ptrmap_at(&f->vehicles, i);
         if (!v || !filter_pass(qf, v) || !in_box(b, v->lon, v->lat)) continue;
         hits_push(out, v, 0);
         if (count && (long long)out->n >= count) return;
@@ -662,6 +668,14 @@ int fl_fleet_search(const fl_fleet *f, const fl_fleet_query *q,
 
 /* ---- walking and restoring ---- */
 
+void fl_fleet_reserve(fl_fleet *f, uint64_t vehicles, uint64_t trips)
+{
+    /* Best effort: a failed reservation only means rehashing later. */
+    (void)fl_ptrmap_reserve(&f->vehicles, (size_t)vehicles);
+    (void)fl_ptrmap_reserve(&f->trips, (size_t)trips);
+    (void)fl_geoset_reserve(f->where, (size_t)vehicles);
+}
+
 int fl_fleet_each_vehicle(const fl_fleet *f,
                           int (*fn)(void *ud, const fl_vehicle *v), void *ud)
 {
@@ -692,18 +706,18 @@ int fl_fleet_restore_vehicle(fl_fleet *f, const char *id, size_t len,
         (fleet && (fleet_len == 0 || fleet_len > FL_FLEET_ID_MAX)))
         return -EINVAL;
     if (trip && (trip->id_len == 0 || trip->start_ms <= 0 ||
+                 trip->end_reason != FL_TRIP_RUNNING ||
                  !(trip->distance_m >= 0) || !(trip->max_speed_kmh >= 0)))
         return -EINVAL;
-    if (fl_ptrmap_get(&f->vehicles, id, len)) return -EEXIST;
     int group = group_no(f, fleet, fleet_len);
     if (group < 0) return -ENOSPC;
     fl_vehicle *v = vehicle_create(f, id, len, &p, group);
+    if (!v) return -EEXIST;
     v->flagged = (uint16_t)(src->flagged < UINT16_MAX ? src->flagged : UINT16_MAX);
     v->suspect = src->suspect < FL_RELOCATE_AFTER ? src->suspect : 0;
     if (!trip) return 0;
     const fl_trip *t;
-    int rc = fl_fleet_trip_start(f, id, len, trip->id, trip->id_len,
-                                 trip->start_ms, INT64_MAX, &t);
+    int rc = fl__trip_begin(f, v, trip->id, trip->id_len, trip->start_ms, &t);
     if (rc != 0) return rc;
     /* fl_fleet_trip_start began a path at the vehicle's position; the
      * restored trip brings its own, and its metrics. */

@@ -91,24 +91,35 @@ struct fl_trip_history;
 struct fl_vehicle;
 typedef struct fl_fleet fl_fleet;
 
+/* A trip. Fields only a running or only a finished trip needs share
+ * storage (the unions): at millions of running trips each 8 bytes is
+ * tens of megabytes. end_reason says which side is live. */
 typedef struct fl_trip {
     struct fl_trip *lprev, *lnext; /* running list / finished FIFO */
-    struct fl_trip *vnewer, *volder; /* the vehicle's finished trips */
-    struct fl_vehicle *vehicle; /* while running */
-    struct fl_trip_history *hist; /* once finished */
+    union {
+        struct fl_vehicle *vehicle;   /* while running */
+        struct fl_trip_history *hist; /* once finished */
+    };
+    union {
+        struct {                      /* while running */
+            int64_t last_move_ms;     /* time of the last counted move */
+            int64_t idle_to_ms;       /* idle time is counted up to here */
+        };
+        struct {                      /* once finished: the vehicle's list */
+            struct fl_trip *vnewer, *volder;
+        };
+    };
     int64_t start_ms, last_ms, end_ms; /* end_ms 0 while running */
     double distance_m;
     int64_t idle_ms;
-    int64_t last_move_ms;       /* time of the last counted move */
-    int64_t idle_to_ms;         /* idle time is counted up to here */
     int32_t anchor_lon_e7, anchor_lat_e7; /* last counted point, 1e-7 deg */
     float max_speed_kmh;
     uint32_t pings;             /* accepted pings fed to the trip */
     uint32_t flagged;           /* implausible pings during the trip */
+    fl_path path;
     uint8_t end_reason;         /* enum fl_trip_end_reason */
     uint8_t truncated;          /* path stopped at trip_max_points */
     uint8_t id_len;
-    fl_path path;
     char id[];
 } fl_trip;
 

@@ -134,12 +134,18 @@ static size_t trip_size(size_t id_len)
     return offsetof(fl_trip, id) + id_len;
 }
 
+/* A new trip filed under its id, or NULL when the id is taken. */
 static fl_trip *trip_alloc(fl_fleet *f, const char *id, size_t len)
 {
     fl_trip *t = fl_xcalloc(1, trip_size(len));
     t->id_len = (uint8_t)len;
     memcpy(t->id, id, len);
-    if (fl_ptrmap_put(&f->trips, t) != 0) abort();
+    int rc = fl_ptrmap_insert(&f->trips, t);
+    if (rc == -EEXIST) {
+        free(t);
+        return NULL;
+    }
+    if (rc != 0) abort();
     note_trip_id(f, id, len);
     f->trip_bytes += trip_size(len);
     return t;
@@ -179,13 +185,19 @@ int fl_fleet_trip_start(fl_fleet *f, const char *vid, size_t vlen,
     if (tid && (tlen == 0 || tlen > FL_FLEET_ID_MAX)) return -EINVAL;
     if (ts_ms <= 0 || (ts_ms > now_ms && ts_ms - now_ms > f->cfg.max_future_ms))
         return -ERANGE;
-    if (tid && fl_ptrmap_get(&f->trips, tid, tlen)) return -EADDRINUSE;
+    return fl__trip_begin(f, v, tid, tlen, ts_ms, out);
+}
+
+int fl__trip_begin(fl_fleet *f, fl_vehicle *v, const char *tid, size_t tlen,
+                   int64_t ts_ms, const fl_trip **out)
+{
     char gen[32];
     if (!tid) {
         tlen = generate_id(f, gen);
         tid = gen;
     }
     fl_trip *t = trip_alloc(f, tid, tlen);
+    if (!t) return -EADDRINUSE;
     t->vehicle = v;
     t->start_ms = ts_ms;
     t->last_ms = v->ts_ms > ts_ms ? v->ts_ms : ts_ms;
@@ -313,9 +325,9 @@ int fl_fleet_trip_end(fl_fleet *f, const char *vid, size_t vlen,
     f->stats.trips_running--;
     if (reason == FL_TRIP_IDLE) f->stats.trips_closed_idle++;
     v->trip = NULL;
-    t->vehicle = NULL;
     t->end_ms = ts_ms > t->last_ms ? ts_ms : t->last_ms;
     t->end_reason = (uint8_t)(reason > FL_TRIP_RUNNING ? reason : FL_TRIP_ENDED);
+    t->last_move_ms = t->idle_to_ms = 0; /* the storage becomes vnewer/volder */
     file_finished(f, t, vid, vlen);
     *out = t;
     return 0;
@@ -330,7 +342,7 @@ const fl_trip *fl_fleet_trip(const fl_fleet *f, const char *tid, size_t tlen)
 
 const char *fl_trip_vehicle(const fl_trip *t, size_t *len)
 {
-    if (t->vehicle) {
+    if (t->end_reason == FL_TRIP_RUNNING) {
         *len = t->vehicle->id_len;
         return t->vehicle->id;
     }
@@ -395,8 +407,10 @@ void fl__trip_copy(fl_fleet *f, fl_trip *dst, const fl_trip *src)
     dst->end_ms = src->end_ms;
     dst->distance_m = src->distance_m;
     dst->idle_ms = src->idle_ms;
-    dst->last_move_ms = src->last_move_ms;
-    dst->idle_to_ms = src->idle_to_ms;
+    if (src->end_reason == FL_TRIP_RUNNING) {
+        dst->last_move_ms = src->last_move_ms;
+        dst->idle_to_ms = src->idle_to_ms;
+    }
     dst->anchor_lon_e7 = src->anchor_lon_e7;
     dst->anchor_lat_e7 = src->anchor_lat_e7;
     dst->max_speed_kmh = src->max_speed_kmh;
@@ -414,8 +428,8 @@ int fl_fleet_restore_trip(fl_fleet *f, const char *vid, size_t vlen,
         src->end_reason == FL_TRIP_RUNNING ||
         src->end_reason > FL_TRIP_VEHICLE_DELETED)
         return -EINVAL;
-    if (fl_ptrmap_get(&f->trips, src->id, src->id_len)) return -EEXIST;
     fl_trip *t = trip_alloc(f, src->id, src->id_len);
+    if (!t) return -EEXIST;
     fl__trip_copy(f, t, src);
     t->end_reason = src->end_reason;
     file_finished(f, t, vid, vlen);
@@ -424,10 +438,10 @@ int fl_fleet_restore_trip(fl_fleet *f, const char *vid, size_t vlen,
 
 void fl__trips_free_all(fl_fleet *f)
 {
-    for (size_t i = 0; f->trips.slots && i <= f->trips.mask; i++)
-        if (f->trips.slots[i]) free_trip(f, f->trips.slots[i]);
-    for (size_t i = 0; f->histories.slots && i <= f->histories.mask; i++)
-        free(f->histories.slots[i]);
+    for (size_t i = 0; i < fl_ptrmap_slots(&f->trips); i++)
+        if (fl_ptrmap_at(&f->trips, i)) free_trip(f, fl_ptrmap_at(&f->trips, i));
+    for (size_t i = 0; i < fl_ptrmap_slots(&f->histories); i++)
+        free(fl_ptrmap_at(&f->histories, i));
     f->run_oldest = f->run_newest = NULL;
     f->fin_oldest = f->fin_newest = NULL;
     f->trip_bytes = 0;

@@ -341,6 +341,14 @@ static int reserve_one(fl_geoset *gs)
     return grow(gs, grow_cap(gs->cap));
 }
 
+int fl_geoset_reserve(fl_geoset *gs, size_t n)
+{
+    size_t cap = gs->cap ? gs->cap : 8;
+    if (n > SIZE_MAX / 32) return -ENOMEM;
+    while (n * 20 > cap * 17) cap = grow_cap(cap);
+    return cap == gs->cap ? 0 : resize(gs, cap);
+}
+
 /* After a removal: shrink when the load drops under 20%. Best effort. */
 static void maybe_shrink(fl_geoset *gs)
 {

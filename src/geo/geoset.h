@@ -72,6 +72,9 @@ enum {
 int fl_geoset_add(fl_geoset *gs, const char *name, size_t len, double score,
                   int flags, int *outcome);
 
+/* Sizes the member hash for n members at once (a loader that knows the
+ * count avoids growing through every size on the way). 0 or -ENOMEM. */
+int fl_geoset_reserve(fl_geoset *gs, size_t n);
 /* Removes name; returns 1 if it was there, 0 if not. Never fails. */
 int fl_geoset_remove(fl_geoset *gs, const char *name, size_t len);
 

@@ -74,8 +74,9 @@ static void put_trip(fl_buf *b, const fl_trip *t)
     fl_log_put_varint(b, (uint64_t)t->end_ms);
     fl_log_put_double(b, t->distance_m);
     fl_log_put_varint(b, (uint64_t)t->idle_ms);
-    fl_log_put_varint(b, (uint64_t)t->last_move_ms);
-    fl_log_put_varint(b, (uint64_t)t->idle_to_ms);
+    int running = t->end_reason == FL_TRIP_RUNNING;
+    fl_log_put_varint(b, running ? (uint64_t)t->last_move_ms : 0);
+    fl_log_put_varint(b, running ? (uint64_t)t->idle_to_ms : 0);
     fl_log_put_varint(b, zigzag(t->anchor_lon_e7));
     fl_log_put_varint(b, zigzag(t->anchor_lat_e7));
     fl_log_put_varint(b, float_bits(t->max_speed_kmh));
@@ -164,8 +165,11 @@ int fl_snapshot_write(const fl_server *s,
                       void *ud)
 {
     writer w = {s->fleet, {0}, 0, emit, ud, 0};
+    const fl_fleet_stats *st = fl_fleet_get_stats(s->fleet);
     fl_log_put_u8(&w.rec, 'M');
     fl_log_put_varint(&w.rec, fl_fleet_trip_seq(s->fleet));
+    fl_log_put_varint(&w.rec, st->vehicles);
+    fl_log_put_varint(&w.rec, st->trips_running + st->trips_finished);
     (void)flush_record(&w);
     uint64_t cursor = 0;
     do {
@@ -308,6 +312,22 @@ static int apply_geo(fl_server *s, fl_log_reader *r)
     return r->off == r->n ? 0 : -EINVAL;
 }
 
+static int apply_meta(fl_server *s, fl_log_reader *r)
+{
+    uint64_t seq = fl_log_get_varint(r), vehicles = 0, trips = 0;
+    if (r->off < r->n) { /* counts are optional: older snapshots lack them */
+        vehicles = fl_log_get_varint(r);
+        trips = fl_log_get_varint(r);
+    }
+    /* Counts are hints for sizing: capped so that a damaged record cannot
+     * make the loader reserve absurd tables. */
+    if (r->err || r->off != r->n || vehicles > (1ULL << 25) || trips > (1ULL << 25))
+        return -EINVAL;
+    fl_fleet_set_trip_seq(s->fleet, seq);
+    fl_fleet_reserve(s->fleet, vehicles, trips);
+    return 0;
+}
+
 static int apply_argv(fl_server *s, const uint8_t *p, size_t n,
                       fl_apply_state *st)
 {
@@ -342,10 +362,7 @@ int fl_store_apply(fl_server *s, const uint8_t *p, size_t n,
     case 'T': rc = apply_trip(s, &r); break;
     case 'S': rc = apply_string(s, &r); break;
     case 'G': rc = apply_geo(s, &r); break;
-    case 'M':
-        fl_fleet_set_trip_seq(s->fleet, fl_log_get_varint(&r));
-        rc = r.err || r.off != r.n ? -EINVAL : 0;
-        break;
+    case 'M': rc = apply_meta(s, &r); break;
     case 'E': {
         uint64_t count = fl_log_get_varint(&r);
         rc = r.err || r.off != r.n || count != st->applied ? -EINVAL : 0;

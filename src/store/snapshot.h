@@ -8,7 +8,8 @@
  * so restart = apply(snapshot records) then apply(log records).
  *
  * Payload types (first byte), fields as in store/log.h:
- *   'M' meta       varint trip_seq
+ *   'M' meta       varint trip_seq, varint vehicles, varint trips (the
+ *                  loader sizes its tables from the counts)
  *   'S' string     bytes key, bytes value
  *   'G' geo chunk  bytes key, u8 kind, varint n, n x (double score, bytes name)
  *   'V' vehicle    bytes id, double lon, lat, varint ts, u32 speed/heading
