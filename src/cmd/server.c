@@ -41,7 +41,9 @@ void fl_config_defaults(fl_config *c)
     c->max_future_ms = fc.max_future_ms;
     c->trip_max_points = fc.trip_max_points;
     c->trip_history_max = (long long)fc.trip_history_max;
-    c->snapshot_log_bytes = 256LL * 1024 * 1024;
+    /* A restart replays the log since the last snapshot: 64 MB is about
+     * 850k pings, about 1.5 s of replay. */
+    c->snapshot_log_bytes = 64LL * 1024 * 1024;
 }
 
 static void fleet_config_of(const fl_config *c, fl_fleet_config *fc)

@@ -668,6 +668,14 @@ int fl_fleet_search(const fl_fleet *f, const fl_fleet_query *q,
 
 /* ---- walking and restoring ---- */
 
+void fl_fleet_prefetch(const fl_fleet *f, const char *vid, size_t vlen,
+                       const char *tid, size_t tlen)
+{
+    fl_ptrmap_prefetch(&f->vehicles, vid, vlen);
+    fl_geoset_prefetch(f->where, vid, vlen);
+    if (tid) fl_ptrmap_prefetch(&f->trips, tid, tlen);
+}
+
 void fl_fleet_reserve(fl_fleet *f, uint64_t vehicles, uint64_t trips)
 {
     /* Best effort: a failed reservation only means rehashing later. */
@@ -717,7 +725,7 @@ int fl_fleet_restore_vehicle(fl_fleet *f, const char *id, size_t len,
     v->suspect = src->suspect < FL_RELOCATE_AFTER ? src->suspect : 0;
     if (!trip) return 0;
     const fl_trip *t;
-    int rc = fl__trip_begin(f, v, trip->id, trip->id_len, trip->start_ms, &t);
+    int rc = fl__trip_begin(f, v, trip->id, trip->id_len, trip->start_ms, 0, &t);
     if (rc != 0) return rc;
     /* fl_fleet_trip_start began a path at the vehicle's position; the
      * restored trip brings its own, and its metrics. */

@@ -313,6 +313,10 @@ void fl_vehicle_get_state(const fl_vehicle *v, fl_vehicle_state *out);
 int fl_fleet_restore_vehicle(fl_fleet *f, const char *id, size_t len,
                              const fl_vehicle_state *v, const char *fleet,
                              size_t fleet_len, const fl_trip *trip);
+/* Hints the CPU to fetch what restoring vehicle vid (with trip tid, or
+ * NULL) will touch in the tables; loaders call it a few records ahead. */
+void fl_fleet_prefetch(const fl_fleet *f, const char *vid, size_t vlen,
+                       const char *tid, size_t tlen);
 /* Sizes the tables for about this many vehicles and trips (a loader that
  * knows the counts avoids rehashing millions of entries). */
 void fl_fleet_reserve(fl_fleet *f, uint64_t vehicles, uint64_t trips);

@@ -55,9 +55,10 @@ struct fl_fleet {
  * the `running_of` back pointer kept in the history-less case. */
 void fl__trip_touch(fl_fleet *f, fl_trip *t);
 /* Starts a trip on v (which has none) at ts_ms; tid NULL: generated.
+ * with_point: the path starts at v's position (a restore brings its own).
  * 0 or -EADDRINUSE. */
 int fl__trip_begin(fl_fleet *f, fl_vehicle *v, const char *tid, size_t tlen,
-                   int64_t ts_ms, const fl_trip **out);
+                   int64_t ts_ms, int with_point, const fl_trip **out);
 void fl__trip_feed(fl_fleet *f, fl_vehicle *v, double lon, double lat,
                    int64_t ts_ms, float speed_kmh, int relocated);
 void fl__trips_free_all(fl_fleet *f);

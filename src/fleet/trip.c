@@ -185,11 +185,11 @@ int fl_fleet_trip_start(fl_fleet *f, const char *vid, size_t vlen,
     if (tid && (tlen == 0 || tlen > FL_FLEET_ID_MAX)) return -EINVAL;
     if (ts_ms <= 0 || (ts_ms > now_ms && ts_ms - now_ms > f->cfg.max_future_ms))
         return -ERANGE;
-    return fl__trip_begin(f, v, tid, tlen, ts_ms, out);
+    return fl__trip_begin(f, v, tid, tlen, ts_ms, 1, out);
 }
 
 int fl__trip_begin(fl_fleet *f, fl_vehicle *v, const char *tid, size_t tlen,
-                   int64_t ts_ms, const fl_trip **out)
+                   int64_t ts_ms, int with_point, const fl_trip **out)
 {
     char gen[32];
     if (!tid) {
@@ -203,7 +203,7 @@ int fl__trip_begin(fl_fleet *f, fl_vehicle *v, const char *tid, size_t tlen,
     t->last_ms = v->ts_ms > ts_ms ? v->ts_ms : ts_ms;
     t->last_move_ms = t->idle_to_ms = t->last_ms;
     set_anchor(t, v->lon, v->lat);
-    append_point(f, t, v->lon, v->lat);
+    if (with_point) append_point(f, t, v->lon, v->lat);
     v->trip = t;
     list_push(&f->run_oldest, &f->run_newest, t);
     f->stats.trips_running++;

@@ -52,6 +52,8 @@
  */
 #include "geoset.h"
 
+#include "../util/bigalloc.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -260,7 +262,7 @@ static void migrate(fl_geoset *gs, size_t n)
 static int grow(fl_geoset *gs, size_t cap)
 {
     migrate(gs, SIZE_MAX); /* finish a previous growth first */
-    uintptr_t *ns = calloc(cap, sizeof(*ns));
+    uintptr_t *ns = fl_calloc_table(cap, sizeof(*ns));
     if (!ns) return -ENOMEM;
     gs->old = gs->slots;
     gs->oldcap = gs->cap;
@@ -300,7 +302,7 @@ static uintptr_t *lookup(const fl_geoset *gs, const char *name, size_t len,
 static int resize(fl_geoset *gs, size_t cap)
 {
     migrate(gs, SIZE_MAX);
-    uintptr_t *ns = calloc(cap, sizeof(*ns));
+    uintptr_t *ns = fl_calloc_table(cap, sizeof(*ns));
     if (!ns) return -ENOMEM;
     uintptr_t *old = gs->slots;
     size_t oldcap = gs->cap;
@@ -339,6 +341,12 @@ static int reserve_one(fl_geoset *gs)
     if ((gs->count + 1) * 20 <= gs->cap * 17) return 0;
     if (gs->cap > SIZE_MAX / 2 / sizeof(uintptr_t)) return -ENOMEM;
     return grow(gs, grow_cap(gs->cap));
+}
+
+void fl_geoset_prefetch(const fl_geoset *gs, const char *name, size_t len)
+{
+    uint64_t h = name_hash(gs, name, len);
+    __builtin_prefetch(&gs->slots[home_slot(gs->cap, h)], 1);
 }
 
 int fl_geoset_reserve(fl_geoset *gs, size_t n)

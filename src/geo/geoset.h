@@ -75,6 +75,8 @@ int fl_geoset_add(fl_geoset *gs, const char *name, size_t len, double score,
 /* Sizes the member hash for n members at once (a loader that knows the
  * count avoids growing through every size on the way). 0 or -ENOMEM. */
 int fl_geoset_reserve(fl_geoset *gs, size_t n);
+/* Hints the CPU to fetch the hash slot of name (see fl_ptrmap_prefetch). */
+void fl_geoset_prefetch(const fl_geoset *gs, const char *name, size_t len);
 /* Removes name; returns 1 if it was there, 0 if not. Never fails. */
 int fl_geoset_remove(fl_geoset *gs, const char *name, size_t len);
 

@@ -349,6 +349,27 @@ static int apply_argv(fl_server *s, const uint8_t *p, size_t n,
     return -EINVAL;
 }
 
+void fl_store_prefetch(const fl_server *s, const uint8_t *p, size_t n)
+{
+    if (n == 0 || p[0] != 'V') return;
+    fl_log_reader r;
+    fl_log_reader_init(&r, p + 1, n - 1);
+    size_t idlen, flen, tlen = 0;
+    const uint8_t *id = fl_log_get_bytes(&r, &idlen);
+    r.off += 16;                       /* lon, lat */
+    (void)fl_log_get_varint(&r);       /* ts */
+    (void)fl_log_get_varint(&r);       /* speed */
+    (void)fl_log_get_varint(&r);       /* heading */
+    (void)fl_log_get_bytes(&r, &flen); /* fleet */
+    r.off += 1;                        /* status */
+    (void)fl_log_get_varint(&r);       /* flagged */
+    r.off += 1;                        /* suspect */
+    int has_trip = fl_log_get_u8(&r);
+    const uint8_t *tid = has_trip ? fl_log_get_bytes(&r, &tlen) : NULL;
+    if (r.err || !id || r.off > r.n) return;
+    fl_fleet_prefetch(s->fleet, (const char *)id, idlen, (const char *)tid, tlen);
+}
+
 int fl_store_apply(fl_server *s, const uint8_t *p, size_t n,
                    fl_apply_state *st)
 {

@@ -53,5 +53,9 @@ typedef struct fl_apply_state {
 } fl_apply_state;
 int fl_store_apply(fl_server *s, const uint8_t *p, size_t n,
                    fl_apply_state *st);
+/* For a 'V' record: hints the CPU to fetch the table slots applying it
+ * will touch (a loader prefetches a batch, then applies it). No effect on
+ * other records or malformed ones. */
+void fl_store_prefetch(const fl_server *s, const uint8_t *p, size_t n);
 
 #endif

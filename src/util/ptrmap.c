@@ -9,6 +9,8 @@
  */
 #include "ptrmap.h"
 
+#include "bigalloc.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,7 +95,7 @@ static int resize(fl_ptrmap *m, size_t nslots)
 {
     uintptr_t *old = m->slots;
     size_t old_n = m->slots ? m->mask + 1 : 0;
-    uintptr_t *slots = calloc(nslots, sizeof(*slots));
+    uintptr_t *slots = fl_calloc_table(nslots, sizeof(*slots));
     if (!slots) return -ENOMEM;
     m->slots = slots;
     m->mask = nslots - 1;
@@ -180,6 +182,11 @@ void *fl_ptrmap_del(fl_ptrmap *m, const char *key, size_t len)
         close_hole(m, i);
         return rec_of(s);
     }
+}
+
+void fl_ptrmap_prefetch(const fl_ptrmap *m, const char *key, size_t len)
+{
+    if (m->slots) __builtin_prefetch(&m->slots[home(m, hash_of(m, key, len))], 1);
 }
 
 size_t fl_ptrmap_slots(const fl_ptrmap *m)

@@ -47,6 +47,9 @@ size_t fl_ptrmap_bytes(const fl_ptrmap *m);
 /* Grows the table now so that n records fit without a rehash. 0 or
  * -ENOMEM. */
 int fl_ptrmap_reserve(fl_ptrmap *m, size_t n);
+/* Hints the CPU to fetch the slot key would land on: a loader that
+ * knows its next keys overlaps the cache misses of many inserts. */
+void fl_ptrmap_prefetch(const fl_ptrmap *m, const char *key, size_t len);
 /* Slot i's record or NULL, for walking all records: i < fl_ptrmap_slots. */
 size_t fl_ptrmap_slots(const fl_ptrmap *m);
 void *fl_ptrmap_at(const fl_ptrmap *m, size_t i);
