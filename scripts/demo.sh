@@ -23,6 +23,9 @@ if [ ! -d ../shared/data/tracks ]; then
     echo "demo: ../shared/data/tracks is absent; fleetd runs with an empty fleet"
 else
     python3 scripts/replay_tracks.py --port "$PORT" --once >/dev/null
+    # The replay compresses time 10x, so vessels seem 10x faster than they
+    # are: raise the plausibility limit accordingly.
+    redis-cli -p "$PORT" CONFIG SET max-speed-kmh 5000 >/dev/null
     nohup python3 scripts/replay_tracks.py --port "$PORT" --speed 10 \
         >build/demo/replay.log 2>&1 &
     echo $! > build/demo/replay.pid
@@ -32,11 +35,14 @@ cat <<MSG
 
 fleetd demo is running (log: build/demo/fleetd.log).
 Live vehicles (295 AIS vessels in New York harbour, one car in Munich) are
-replayed at 10x into the geo key fleet:live. Try:
+replayed at 10x as vehicles with trips, and into the geo key fleet:live. Try:
 
-  redis-cli -p $PORT ZCARD fleet:live
+  redis-cli -p $PORT VEHICLE.COUNT FLEET harbor
+  redis-cli -p $PORT VEHICLE.NEARBY -74.03 40.65 3 km COUNT 5 WITHDIST
+  redis-cli -p $PORT VEHICLE.GET car:munich-1
+  redis-cli -p $PORT TRIP.LIST car:munich-1
+  redis-cli -p $PORT AREA.SUPPLY 5
   redis-cli -p $PORT GEOSEARCH fleet:live FROMLONLAT -74.03 40.65 BYRADIUS 3 km ASC COUNT 5 WITHDIST
-  redis-cli -p $PORT GEOPOS fleet:live car:munich-1
   curl -s localhost:$HTTP_PORT/metrics | grep fleetd_commands_total
 
 Stop it with: make demo-stop

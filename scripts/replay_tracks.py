@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
 """replay_tracks.py - replays the real tracks in ../shared/data/tracks into a
-running fleetd as live GEOADDs, until stopped.
+running fleetd, until stopped.
 
-Until the fleet commands and the replay tool of later issues exist, this is
-how `make demo` shows moving vehicles: the 295 vessels of the NY harbour AIS
-hour and the Munich car, each position sent when its (time-compressed)
-timestamp comes due, into the geo key `fleet:live`. The hour loops.
+Until the replay tool of a later issue exists, this is how `make demo` shows
+moving vehicles: the 295 vessels of the NY harbour AIS hour and the Munich
+car, each position sent when its (time-compressed) timestamp comes due, as
+GEOADD into the geo key `fleet:live` and as VEHICLE.UPDATE (fleets "harbor"
+and "munich") with a trip per vehicle and pass. At the end of each pass the
+trips end and the vehicles are deleted (their finished trips stay), so the
+next pass starts them afresh instead of teleporting them back.
 """
 import argparse
 import csv
@@ -49,6 +52,12 @@ def load_events():
     return events
 
 
+def vehicle_update(member, lon, lat):
+    kind = "harbor" if member.startswith("vessel:") else "munich"
+    status = "busy" if kind == "harbor" else "available"
+    return encode(["VEHICLE.UPDATE", member, lon, lat, "FLEET", kind, "STATUS", status])
+
+
 def drain(sock):
     sock.setblocking(False)
     try:
@@ -80,10 +89,12 @@ def main():
     ap.add_argument("--once", action="store_true", help="one pass, no waiting")
     a = ap.parse_args()
     events = load_events()
+    members = sorted({e[1] for e in events})
     sock = socket.create_connection(("127.0.0.1", a.port))
     sent = 0
     while True:
         start = time.time()
+        started = set()
         i = 0
         while i < len(events):
             due = events[i][0] / a.speed
@@ -96,9 +107,18 @@ def main():
             while i < len(events) and (a.once or events[i][0] / a.speed <= time.time() - start):
                 _, member, lon, lat = events[i]
                 batch.append(encode(["GEOADD", a.key, lon, lat, member]))
+                if not a.once:
+                    batch.append(vehicle_update(member, lon, lat))
+                    if member not in started:
+                        started.add(member)
+                        batch.append(encode(["TRIP.START", member]))
                 i += 1
             sock.sendall(b"".join(batch))
             sent += len(batch)
+            drain(sock)
+        if not a.once:
+            sock.sendall(b"".join(encode(["TRIP.END", m]) for m in started) +
+                         encode(["VEHICLE.DEL"] + members))
             drain(sock)
         print("replay: %d positions sent" % sent, flush=True)
         if a.once:

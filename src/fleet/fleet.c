@@ -571,7 +571,7 @@ static int search_near(const fl_fleet *f, const fl_fleet_query *q,
     double b[4];
     if (near_box(q, b)) {
         near_by_box(f, q, qf, b, out);
-        qsort(out->v, out->n, sizeof(*out->v), hit_cmp);
+        if (out->n > 1) qsort(out->v, out->n, sizeof(*out->v), hit_cmp);
         if (q->count && (long long)out->n > q->count) out->n = (size_t)q->count;
         return 0;
     }
@@ -584,7 +584,7 @@ static int search_near(const fl_fleet *f, const fl_fleet_query *q,
         if (!want || (long long)out->n >= q->count || got < want) break;
         want = want > (1LL << 40) ? 0 : want * 4;
     }
-    qsort(out->v, out->n, sizeof(*out->v), hit_cmp);
+    if (out->n > 1) qsort(out->v, out->n, sizeof(*out->v), hit_cmp);
     if (q->count && (long long)out->n > q->count) out->n = (size_t)q->count;
     return 0;
 }

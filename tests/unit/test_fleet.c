@@ -136,7 +136,8 @@ static void test_trip_metrics(void **state)
     ping(f, "car", 11.0, 48.0, T0, -1);
     const fl_trip *t;
     assert_int_equal(fl_fleet_trip_start(f, "car", 3, NULL, 0, T0, T0, &t), 0);
-    assert_string_equal(t->id, "t1");
+    assert_int_equal(t->id_len, 2);
+    assert_memory_equal(t->id, "t1", 2);
     double ax = 11.0, ay = 48.0, want = 0, lon = 11.0;
     int counted = 1;
     for (int i = 1; i <= 100; i++) {
