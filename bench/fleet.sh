@@ -40,7 +40,11 @@ echo "peer: $(redis-server --version | cut -d' ' -f1-3); fleetd $(build/fleetd -
 
 T0=$(date +%s%3N)
 STEPS=$(( (REQUESTS + VEHICLES - 1) / VEHICLES ))
-step=0
+# Steps already taken, in a file: runs happen in $( ) subshells, where a
+# shell variable's increments would be lost and later runs would resend
+# old (STALE) pings.
+STEPFILE=$tmp/steps
+echo 0 > "$STEPFILE"
 common=(--data "$DATA" --vehicles "$VEHICLES" --ts-now "$T0" --key fleet)
 $B "${common[@]}" --port "$FPORT" --mode vsetup --pings 2
 $B "${common[@]}" --port "$RPORT" --mode vsetup --pings 2 --target redis
@@ -48,9 +52,10 @@ $B "${common[@]}" --port "$RPORT" --mode vsetup --pings 2 --target redis
 # run PORT MODE ARGS... : one run, prints its result line; every fleetd run
 # takes new steps so all of its pings are newer than the last ones.
 run() {
-    local port=$1 mode=$2; shift 2
+    local port=$1 mode=$2 step; shift 2
+    step=$(cat "$STEPFILE")
     $B "${common[@]}" --port "$port" --mode "$mode" --requests "$REQUESTS" --step0 "$step" "$@"
-    [ "$mode" = vupdate ] && step=$((step + STEPS))
+    [ "$mode" = vupdate ] && echo $((step + STEPS)) > "$STEPFILE"
     return 0
 }
 
@@ -88,7 +93,7 @@ APORT=$(free_port)
 build/fleetd --port "$APORT" --http-port 0 --dir "$tmp/always" --fsync always >"$tmp/always.log" 2>&1 &
 pids+=($!)
 wait_up "$APORT"
-step=0
+echo 0 > "$STEPFILE"
 $B "${common[@]}" --port "$APORT" --mode vsetup --pings 2 >/dev/null
 python3 - "$tmp/always" <<'EOF'
 import os, sys, time, statistics
@@ -104,7 +109,9 @@ print("disk fdatasync of a 100-byte append: p50 %.0f us  p99 %.0f us  -> %.0f sy
       % (lat[len(lat)//2] * 1e6, lat[int(len(lat)*0.99)] * 1e6, 1 / lat[len(lat)//2]))
 EOF
 for conns in 1 50; do
-    out=$(for _ in $(seq "$RUNS"); do run "$APORT" vupdate --conns $conns --pipeline 1 --requests $((REQUESTS / 5)); done)
+    # One connection can only go as fast as one fdatasync per request.
+    n=$((conns == 1 ? 3000 : REQUESTS / 5))
+    out=$(for _ in $(seq "$RUNS"); do run "$APORT" vupdate --conns $conns --pipeline 1 --requests $n; done)
     echo "$out" | sed 's/^/  /'
     printf 'fsync always, %2d conns: %9.0f/s  p50 %7.1f us  p99 %7.1f us\n' $conns \
         "$(echo "$out" | field ops_per_sec | median)" "$(echo "$out" | field p50_us | median)" \

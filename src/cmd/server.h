@@ -104,6 +104,7 @@ typedef struct fl_persist {
     uint64_t fsyncs, fsync_errors, write_errors;
     int broken;                /* a write or fsync failed: refuse writes */
     fl_hist fsync_latency;     /* nanoseconds */
+    fl_hist write_latency;     /* nanoseconds of each loop-turn write() */
     uint64_t snapshots_ok, snapshots_failed;
     uint64_t last_snapshot_ms; /* 0: never */
     uint64_t last_snapshot_bytes;

@@ -405,5 +405,8 @@ void fl_prom_render(const fl_server *s, uint64_t now_ms, fl_buf *out)
     render_histogram(out, "fleetd_log_fsync_duration_seconds",
                      "fdatasync time of the write-ahead log.",
                      &s->persist.fsync_latency);
+    render_histogram(out, "fleetd_log_write_duration_seconds",
+                     "write() time of one loop turn's log records.",
+                     &s->persist.write_latency);
     render_commands(s, out);
 }

@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,6 +47,7 @@ struct fl_durable {
     pid_t child;
     uint64_t child_seq;
     int snapshot_wanted;
+    int finishing;              /* a finished snapshot is being filed */
     int stopping, tick_closed;
 };
 
@@ -55,6 +57,8 @@ static uint64_t wall_ms(void)
     gettimeofday(&tv, NULL);
     return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
 }
+
+static void maybe_free(fl_durable *d);
 
 /* ---- loading ---- */
 
@@ -273,7 +277,9 @@ static void persist_flush(void *ud)
     fl_persist *p = &d->s->persist;
     if (!p->wal || p->broken) return;
     if (fl_wal_pending(p->wal)) {
+        uint64_t t0 = uv_hrtime();
         int rc = fl_wal_write(p->wal);
+        fl_hist_record(&p->write_latency, uv_hrtime() - t0);
         if (rc != 0) {
             log_failed(d->s, "write", rc);
             return;
@@ -299,7 +305,7 @@ static void fsync_done(uv_work_t *req, int status)
     fl_durable *d = req->data;
     d->fsync_inflight = 0;
     if (d->stopping) {
-        if (d->tick_closed) free(d);
+        maybe_free(d);
         return;
     }
     fl_persist *p = &d->s->persist;
@@ -376,7 +382,7 @@ static int child_write(const fl_server *s, uint64_t seq)
 static int start_snapshot(fl_durable *d, char *err, size_t errlen)
 {
     fl_persist *p = &d->s->persist;
-    if (d->child) return -EBUSY;
+    if (d->child || d->finishing) return -EBUSY;
     if (d->fsync_inflight) {
         d->snapshot_wanted = 1; /* the tick starts it once the sync is done */
         return 0;
@@ -398,6 +404,11 @@ static int start_snapshot(fl_durable *d, char *err, size_t errlen)
         close(d->lock_fd);
         signal(SIGTERM, SIG_DFL);
         signal(SIGINT, SIG_DFL);
+        /* Background work: the snapshot takes only CPU the server and its
+         * clients leave idle (on a small machine it would otherwise steal
+         * a core from them for as long as it writes). */
+        struct sched_param idle = {0};
+        (void)sched_setscheduler(0, SCHED_IDLE, &idle);
         _exit(child_write(d->s, seq) == 0 ? 0 : 1);
     }
     d->child = pid;
@@ -412,27 +423,70 @@ static int bgsave_hook(void *ud, char *err, size_t errlen)
     return start_snapshot(ud, err, errlen);
 }
 
+/* Filing a finished snapshot: rename, directory fsync, and deleting the
+ * segments and snapshots it replaces. Deleting a large file can block for
+ * tens of milliseconds while ext4 frees its extents, so all of it runs on
+ * the thread pool, never on the loop (Redis closes old AOFs the same way). */
+typedef struct finish_job {
+    uv_work_t req;
+    fl_durable *d;
+    char dir[512];
+    uint64_t seq;
+    int child_ok, filed;
+    uint64_t bytes;
+} finish_job;
+
+static void finish_work(uv_work_t *req)
+{
+    finish_job *j = req->data;
+    char tmp[1024], final[1024];
+    if (j->child_ok && fl_store_path(tmp, sizeof(tmp), j->dir, "snapshot", j->seq, 1) == 0 &&
+        fl_store_path(final, sizeof(final), j->dir, "snapshot", j->seq, 0) == 0 &&
+        rename(tmp, final) == 0 && fl_fsync_dir(j->dir) == 0) {
+        struct stat st;
+        j->bytes = stat(final, &st) == 0 ? (uint64_t)st.st_size : 0;
+        j->filed = 1;
+        remove_older(j->dir, j->seq);
+        return;
+    }
+    remove_file(j->dir, "snapshot", j->seq, 1);
+}
+
+static void finish_done(uv_work_t *req, int status)
+{
+    finish_job *j = req->data;
+    fl_durable *d = j->d;
+    d->finishing = 0;
+    if (!d->stopping) {
+        fl_persist *p = &d->s->persist;
+        p->snapshot_running = 0;
+        if (status == 0 && j->filed) {
+            p->last_snapshot_bytes = j->bytes;
+            p->last_snapshot_ms = wall_ms();
+            p->snapshots_ok++;
+        } else {
+            p->snapshots_failed++;
+            fprintf(stderr, "fleetd: snapshot %llu failed\n", (unsigned long long)j->seq);
+        }
+    }
+    free(j);
+    maybe_free(d);
+}
+
 static void snapshot_finished(fl_durable *d, int ok)
 {
-    fl_persist *p = &d->s->persist;
-    const char *dir = d->s->cfg.dir;
-    char tmp[1024], final[1024];
-    if (ok && fl_store_path(tmp, sizeof(tmp), dir, "snapshot", d->child_seq, 1) == 0 &&
-        fl_store_path(final, sizeof(final), dir, "snapshot", d->child_seq, 0) == 0 &&
-        rename(tmp, final) == 0 && fl_fsync_dir(dir) == 0) {
-        struct stat st;
-        p->last_snapshot_bytes = stat(final, &st) == 0 ? (uint64_t)st.st_size : 0;
-        p->last_snapshot_ms = wall_ms();
-        p->snapshots_ok++;
-        remove_older(dir, d->child_seq);
-    } else {
-        remove_file(dir, "snapshot", d->child_seq, 1);
-        p->snapshots_failed++;
-        fprintf(stderr, "fleetd: snapshot %llu failed\n",
-                (unsigned long long)d->child_seq);
-    }
+    finish_job *j = fl_xcalloc(1, sizeof(*j));
+    j->req.data = j;
+    j->d = d;
+    snprintf(j->dir, sizeof(j->dir), "%s", d->s->cfg.dir);
+    j->seq = d->child_seq;
+    j->child_ok = ok;
     d->child = 0;
-    p->snapshot_running = 0;
+    d->finishing = 1;
+    if (uv_queue_work(d->loop, &j->req, finish_work, finish_done) != 0) {
+        finish_work(&j->req);
+        finish_done(&j->req, 0);
+    }
 }
 
 static void reap_child(fl_durable *d)
@@ -519,13 +573,20 @@ int fl_durable_start(uv_loop_t *loop, fl_server *s, fl_durable **out,
     return 0;
 }
 
+/* The store is freed once stopped and nothing in flight refers to it. */
+static void maybe_free(fl_durable *d)
+{
+    if (!d->stopping || !d->tick_closed || d->fsync_inflight || d->finishing)
+        return;
+    if (d->lock_fd >= 0) close(d->lock_fd);
+    free(d);
+}
+
 static void tick_closed(uv_handle_t *h)
 {
     fl_durable *d = h->data;
     d->tick_closed = 1;
-    if (d->lock_fd >= 0) close(d->lock_fd);
-    d->lock_fd = -1;
-    if (!d->fsync_inflight) free(d);
+    maybe_free(d);
 }
 
 int fl_durable_stop(fl_durable *d)

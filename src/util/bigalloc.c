@@ -21,6 +21,6 @@ void *fl_calloc_table(size_t n, size_t size)
      * on the page-aligned interior. */
     uintptr_t start = ((uintptr_t)p + 4095) & ~(uintptr_t)4095;
     uintptr_t end = ((uintptr_t)p + bytes) & ~(uintptr_t)4095;
-    if (end > start) (void)madvise((void *)start, end - start, MADV_HUGEPAGE);
+    if (end > start && getenv("FL_THP")) (void)madvise((void *)start, end - start, MADV_HUGEPAGE);
     return p;
 }
