@@ -15,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../util/bigalloc.h"
 #include "../util/buf.h"
 
 #define CELL_BITS 35   /* 7 characters of 5 bits */
@@ -49,8 +48,7 @@ static void cells_grow(fl__cellmap *m)
     size_t n = m->slots ? (m->mask + 1) * 2 : 64;
     fl__cell *old = m->slots;
     size_t old_n = old ? m->mask + 1 : 0;
-    m->slots = fl_calloc_table(n, sizeof(*m->slots));
-    if (!m->slots) abort(); /* server policy, see fleet.h */
+    m->slots = fl_xcalloc(n, sizeof(*m->slots));
     m->mask = n - 1;
     for (size_t i = 0; i < old_n; i++) {
         if (!old[i].key) continue;

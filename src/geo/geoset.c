@@ -52,8 +52,6 @@
  */
 #include "geoset.h"
 
-#include "../util/bigalloc.h"
-
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -262,7 +260,7 @@ static void migrate(fl_geoset *gs, size_t n)
 static int grow(fl_geoset *gs, size_t cap)
 {
     migrate(gs, SIZE_MAX); /* finish a previous growth first */
-    uintptr_t *ns = fl_calloc_table(cap, sizeof(*ns));
+    uintptr_t *ns = calloc(cap, sizeof(*ns));
     if (!ns) return -ENOMEM;
     gs->old = gs->slots;
     gs->oldcap = gs->cap;
@@ -302,7 +300,7 @@ static uintptr_t *lookup(const fl_geoset *gs, const char *name, size_t len,
 static int resize(fl_geoset *gs, size_t cap)
 {
     migrate(gs, SIZE_MAX);
-    uintptr_t *ns = fl_calloc_table(cap, sizeof(*ns));
+    uintptr_t *ns = calloc(cap, sizeof(*ns));
     if (!ns) return -ENOMEM;
     uintptr_t *old = gs->slots;
     size_t oldcap = gs->cap;

@@ -9,8 +9,6 @@
  */
 #include "ptrmap.h"
 
-#include "bigalloc.h"
-
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,7 +93,7 @@ static int resize(fl_ptrmap *m, size_t nslots)
 {
     uintptr_t *old = m->slots;
     size_t old_n = m->slots ? m->mask + 1 : 0;
-    uintptr_t *slots = fl_calloc_table(nslots, sizeof(*slots));
+    uintptr_t *slots = calloc(nslots, sizeof(*slots));
     if (!slots) return -ENOMEM;
     m->slots = slots;
     m->mask = nslots - 1;
