@@ -55,7 +55,7 @@ while [ "$(info "$FPORT" persistence rdb_bgsave_in_progress)" = 1 ]; do sleep 0.
 echo "snapshot: $(( $(date +%s%3N) - t )) ms in the background," \
      "$(du -m "$tmp"/data/snapshot.* | cut -f1) MB; status $(info "$FPORT" persistence rdb_last_bgsave_status)"
 $B "${common[@]}" --port "$FPORT" --mode vupdate --requests "$TAIL" --conns 50 --pipeline 32
-echo "log tail: $(du -m "$tmp"/data/log.* | tail -1 | cut -f1) MB"
+echo "log after the snapshot: $(du -mc "$tmp"/data/log.* | tail -1 | cut -f1) MB"
 kill -TERM $FPID; wait $FPID || true
 
 t=$(date +%s%3N)
