@@ -14,17 +14,7 @@ cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
 VEHICLES=${VEHICLES:-100000}
 REQUESTS=${REQUESTS:-1000000}
-DATA=${DATA:-../shared/data}
-make -s -j2 all
-mkdir -p build/bench
-gcc -std=c11 -O2 -Wall -Wextra -Werror bench/geobench.c -lm -o build/bench/geobench
-B=build/bench/geobench
-[ -d "$DATA/trips" ] || { echo "bench: $DATA is absent, nothing to measure"; exit 0; }
-
-free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
-wait_up() { for _ in $(seq 100); do redis-cli -p "$1" PING >/dev/null 2>&1 && return; sleep 0.1; done; }
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
-field() { tr ' ' '\n' | grep "^$1=" | cut -d= -f2; }
+. bench/common.sh
 
 tmp=$(mktemp -d)
 pids=()
@@ -35,7 +25,7 @@ pids+=($!)
 build/fleetd --port "$FPORT" --http-port 0 --dir "$tmp/everysec" >"$tmp/fleetd.log" 2>&1 &
 pids+=($!)
 wait_up "$RPORT"; wait_up "$FPORT"
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+machine
 echo "peer: $(redis-server --version | cut -d' ' -f1-3); fleetd $(build/fleetd --version | cut -d' ' -f2), appendfsync everysec"
 
 T0=$(date +%s%3N)

@@ -12,15 +12,7 @@ cd "$(dirname "$0")/.."
 VEHICLES=${VEHICLES:-5000000}
 PINGS=${PINGS:-2}
 TAIL=${TAIL:-1000000}
-DATA=${DATA:-../shared/data}
-make -s -j2 all
-mkdir -p build/bench
-gcc -std=c11 -O2 -Wall -Wextra -Werror bench/geobench.c -lm -o build/bench/geobench
-B=build/bench/geobench
-[ -d "$DATA/trips" ] || { echo "bench: $DATA is absent, nothing to measure"; exit 0; }
-
-free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
-wait_up() { for _ in $(seq 3000); do redis-cli -p "$1" PING >/dev/null 2>&1 && return; sleep 0.01; done; }
+. bench/common.sh
 rss_mb() { awk '/VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$1/status"; }
 info() { redis-cli -p "$1" INFO "$2" | tr -d '\r' | grep "^$3:" | cut -d: -f2; }
 
@@ -30,7 +22,7 @@ trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"' EXIT
 FPORT=$(free_port); RPORT=$(free_port)
 T0=$(date +%s%3N)
 common=(--data "$DATA" --vehicles "$VEHICLES" --ts-now "$T0" --key fleet)
-echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GB; fleetd $(build/fleetd --version | cut -d' ' -f2)"
+machine
 
 build/fleetd --port "$FPORT" --http-port 0 --dir "$tmp/data" >"$tmp/fleetd.log" 2>&1 &
 FPID=$!; pids+=($FPID)
@@ -61,7 +53,7 @@ kill -TERM $FPID; wait $FPID || true
 t=$(date +%s%3N)
 build/fleetd --port "$FPORT" --http-port 0 --dir "$tmp/data" >"$tmp/restart.log" 2>&1 &
 FPID=$!; pids+=($FPID)
-wait_up "$FPORT"
+wait_up "$FPORT" 60
 ms=$(( $(date +%s%3N) - t ))
 grep loaded "$tmp/restart.log"
 echo "restart: $ms ms from exec to the first answered PING;" \

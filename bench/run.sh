@@ -9,14 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
 MEMBERS=${MEMBERS:-1000000}
-DATA=${DATA:-../shared/data}
-make -s -j2 all
-mkdir -p build/bench
-gcc -std=c11 -O2 -Wall -Wextra -Werror bench/geobench.c -lm -o build/bench/geobench
-B=build/bench/geobench
-[ -d "$DATA/trips" ] || { echo "bench: $DATA is absent, nothing to measure"; exit 0; }
-
-free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+. bench/common.sh
 RPORT=$(free_port); FPORT=$(free_port); HPORT=$(free_port)
 tmp=$(mktemp -d)
 redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$tmp" >/dev/null &
@@ -24,14 +17,10 @@ RPID=$!
 build/fleetd --port "$FPORT" --http-port "$HPORT" --dir "$tmp/fleetd" >"$tmp/fleetd.log" 2>&1 &
 FPID=$!
 trap 'kill $RPID $FPID 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"' EXIT
-for p in $RPORT $FPORT; do
-    for _ in $(seq 100); do redis-cli -p "$p" PING >/dev/null 2>&1 && break; sleep 0.1; done
-done
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+wait_up "$RPORT"; wait_up "$FPORT"
+machine
 echo "peer: $(redis-server --version | cut -d' ' -f1-3); fleetd $(build/fleetd --version | cut -d' ' -f2)"
 
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
-field() { tr ' ' '\n' | grep "^$1=" | cut -d= -f2; }
 
 # Server CPU time (user + system, in clock ticks) of a process.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }

@@ -39,18 +39,25 @@ def wait_port(port, proc, timeout=10.0):
     raise RuntimeError("port %d never opened" % port)
 
 
+def stop_process(proc, sig=signal.SIGTERM, timeout=10):
+    """Signals proc, waits up to timeout seconds, then kills it; returns its
+    exit code."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
+
+
 class Server:
     def __init__(self, proc, port, http_port=None, tmpdir=None):
         self.proc, self.port, self.http_port, self.tmpdir = proc, port, http_port, tmpdir
 
     def stop(self, sig=signal.SIGTERM, timeout=10):
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, sig, timeout)
         if self.tmpdir:
             shutil.rmtree(self.tmpdir, ignore_errors=True)
         return self.proc.returncode

@@ -268,14 +268,7 @@ class Fleetd:
         return self
 
     def stop(self, sig=signal.SIGTERM, timeout=60):
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
+        return fleetlib.stop_process(self.proc, sig, timeout)
 
     def log(self):
         with open(self.logpath, errors="replace") as f:

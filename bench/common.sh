@@ -1,0 +1,17 @@
+# common.sh - what every benchmark script shares: builds fleetd and the
+# client, checks the data is there, and small helpers. Sourced with the
+# repository root as the working directory.
+DATA=${DATA:-../shared/data}
+make -s -j2 all
+mkdir -p build/bench
+gcc -std=c11 -O2 -Wall -Wextra -Werror bench/geobench.c -lm -o build/bench/geobench
+B=build/bench/geobench
+[ -d "$DATA/trips" ] || { echo "bench: $DATA is absent, nothing to measure"; exit 0; }
+
+free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+# wait_up PORT [SECONDS]: until the server answers PING (default 10),
+# polling every 10 ms (restart times are read from it)
+wait_up() { for _ in $(seq $(( ${2:-10} * 100 ))); do redis-cli -p "$1" PING >/dev/null 2>&1 && return; sleep 0.01; done; }
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+field() { tr ' ' '\n' | grep "^$1=" | cut -d= -f2; }
+machine() { echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(free -g | awk '/Mem:/ {print $2}') GB"; }
