@@ -47,6 +47,7 @@ struct fl_durable {
     pid_t child;
     uint64_t child_seq;
     int snapshot_wanted;
+    int presynced;              /* the pre-rotation sync has been started */
     int finishing;              /* a finished snapshot is being filed */
     int stopping, tick_closed;
 };
@@ -318,12 +319,10 @@ static void fsync_done(uv_work_t *req, int status)
     if (d->fsync_target > p->synced) p->synced = d->fsync_target;
 }
 
-static void everysec_sync(fl_durable *d, uint64_t now)
+/* Starts a thread-pool fdatasync of everything written so far. */
+static void background_sync(fl_durable *d, uint64_t now)
 {
     fl_persist *p = &d->s->persist;
-    if (d->s->cfg.fsync != FL_FSYNC_EVERYSEC || d->fsync_inflight ||
-        p->broken || p->synced >= p->written || now - d->last_sync_ms < 1000)
-        return;
     d->fsync_target = p->written;
     d->fsync_fd = fl_wal_fd(p->wal);
     d->fsync_t0 = uv_hrtime();
@@ -331,6 +330,15 @@ static void everysec_sync(fl_durable *d, uint64_t now)
     d->last_sync_ms = now;
     if (uv_queue_work(d->loop, &d->fsync_req, fsync_work, fsync_done) == 0)
         d->fsync_inflight = 1;
+}
+
+static void everysec_sync(fl_durable *d, uint64_t now)
+{
+    fl_persist *p = &d->s->persist;
+    if (d->s->cfg.fsync != FL_FSYNC_EVERYSEC || d->fsync_inflight ||
+        p->broken || p->synced >= p->written || now - d->last_sync_ms < 1000)
+        return;
+    background_sync(d, now);
 }
 
 /* ---- snapshots ---- */
@@ -387,6 +395,16 @@ static int start_snapshot(fl_durable *d, char *err, size_t errlen)
         d->snapshot_wanted = 1; /* the tick starts it once the sync is done */
         return 0;
     }
+    /* Rotation fdatasyncs the old segment on the loop: sync most of it on
+     * the thread pool first, so only the last tick's records remain. */
+    if (!d->presynced && d->s->cfg.fsync != FL_FSYNC_ALWAYS &&
+        p->synced < p->written) {
+        background_sync(d, wall_ms());
+        d->presynced = 1;
+        d->snapshot_wanted = 1;
+        return 0;
+    }
+    d->presynced = 0;
     if (fl_wal_rotate(p->wal, err, errlen) != 0) return -EIO;
     p->written = p->synced = p->appended;
     uint64_t seq = fl_wal_seq(p->wal);
