@@ -22,6 +22,15 @@
 #include "server.h"
 #include "../fleet/fleet.h"
 
+/* The "now" future timestamps are judged against. While the log replays,
+ * none: the check admitted them when they arrived, and the clock at load
+ * time (behind after a restore, or a lowered max-future-ms) must not
+ * reject history. */
+static int64_t admission_now(const fl_cmd_ctx *ctx)
+{
+    return ctx->server->persist.replaying ? INT64_MAX / 4 : (int64_t)ctx->now_ms;
+}
+
 /* ---- argument helpers ---- */
 
 static int arg_is(const fl_cmd_ctx *ctx, int i, const char *lit)
@@ -148,7 +157,7 @@ FL_CMD(vehicle_update)
     int had_ts, outcome;
     if (parse_ping(ctx, &p, &had_ts)) return;
     int rc = fl_fleet_update(ctx->server->fleet, ctx->argv[1], ctx->argvlen[1],
-                             &p, (int64_t)ctx->now_ms, &outcome);
+                             &p, admission_now(ctx), &outcome);
     if (rc == -ERANGE) {
         reply_future(ctx);
         return;
@@ -465,7 +474,7 @@ FL_CMD(trip_start)
     int rc = fl_fleet_trip_start(ctx->server->fleet, ctx->argv[1], ctx->argvlen[1],
                                  id_at ? ctx->argv[id_at] : NULL,
                                  id_at ? ctx->argvlen[id_at] : 0, ts,
-                                 (int64_t)ctx->now_ms, &t);
+                                 admission_now(ctx), &t);
     switch (rc) {
     case 0: break;
     case -ENOENT: reply_unknown_vehicle(ctx, 1); return;
@@ -493,7 +502,7 @@ FL_CMD(trip_end)
         parse_trip_opts(ctx, 0, &id_at, &ts, &had_ts, &reason))
         return;
     const fl_fleet_config *fc = fl_fleet_get_config(ctx->server->fleet);
-    if (ts > (long long)ctx->now_ms && ts - (long long)ctx->now_ms > fc->max_future_ms) {
+    if (ts > admission_now(ctx) && ts - admission_now(ctx) > fc->max_future_ms) {
         reply_future(ctx);
         return;
     }

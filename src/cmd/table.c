@@ -186,7 +186,8 @@ static int write_allowed(fl_cmd_ctx *ctx)
     }
     size_t bytes = 0;
     for (int i = 0; i < ctx->argc; i++) bytes += ctx->argvlen[i] + 10;
-    if (bytes <= FL_LOG_MAX_RECORD / 2) return 1;
+    /* The logged form may gain two arguments (TS t). */
+    if (bytes <= FL_LOG_MAX_RECORD / 2 && ctx->argc + 2 <= FL_LOG_MAX_ARGC) return 1;
     fl_reply_errorf(ctx->reply, "ERR command too large for the write-ahead "
                     "log (at most %u MB)", FL_LOG_MAX_RECORD / 2 >> 20);
     return 0;

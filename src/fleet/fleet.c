@@ -661,6 +661,12 @@ int fl_fleet_search(const fl_fleet *f, const fl_fleet_query *q,
 {
     out->n = 0;
     if (q->count < 0) return -EINVAL;
+    fl_fleet_query capped;
+    if (q->count > (1LL << 40)) { /* more than any fleet; keeps the math in range */
+        capped = *q;
+        capped.count = 1LL << 40;
+        q = &capped;
+    }
     query_filter qf = make_filter(f, q);
     if (qf.no_match) return 0;
     return q->is_box ? search_box(f, q, &qf, out) : search_near(f, q, &qf, out);

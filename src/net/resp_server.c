@@ -205,6 +205,11 @@ static void client_exec(fl_client *c, uint64_t now_us)
     uint64_t t0 = uv_hrtime();
     const fl_command *cmd = fl_cmd_dispatch(&ctx);
     if (cmd) fl_cmd_record_latency(rs->srv, cmd, uv_hrtime() - t0);
+    /* A reply may depend on changes other clients made this turn (a
+     * STALE, a nil from SET NX, a read): it waits for their records too,
+     * as Redis replies only after the AOF write of its event-loop turn. */
+    if (c->sess.wal_need < rs->srv->persist.appended)
+        c->sess.wal_need = rs->srv->persist.appended;
     rs->current = NULL;
     c->sess.last_cmd_ms = now_us / 1000;
 }

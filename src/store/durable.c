@@ -48,6 +48,7 @@ struct fl_durable {
     uint64_t child_seq;
     int snapshot_wanted;
     int presynced;              /* the pre-rotation sync has been started */
+    uint64_t retry_ms;          /* no automatic snapshot before this */
     int finishing;              /* a finished snapshot is being filed */
     int stopping, tick_closed;
 };
@@ -405,14 +406,19 @@ static int start_snapshot(fl_durable *d, char *err, size_t errlen)
         return 0;
     }
     d->presynced = 0;
-    if (fl_wal_rotate(p->wal, err, errlen) != 0) return -EIO;
+    if (fl_wal_rotate(p->wal, err, errlen) != 0) {
+        d->snapshot_wanted = 0;
+        return -EIO;
+    }
     p->written = p->synced = p->appended;
     uint64_t seq = fl_wal_seq(p->wal);
     fl_server_log_rules(d->s);  /* each segment opens with the rules */
     pid_t parent = getpid(), pid = fork();
     if (pid < 0) {
-        snprintf(err, errlen, "fork: %s", strerror(errno));
-        return -errno;
+        int e = errno;
+        snprintf(err, errlen, "fork: %s", strerror(e));
+        d->snapshot_wanted = 0;
+        return -e;
     }
     if (pid == 0) {
         /* The child must not outlive the server (an orphan would keep
@@ -523,12 +529,19 @@ static void tick(uv_timer_t *t)
     uint64_t now = wall_ms();
     everysec_sync(d, now);
     if (d->child) reap_child(d);
-    char err[256];
-    if (!d->child && !s->persist.broken &&
+    char err[256] = "";
+    if (!d->child && !d->finishing && !s->persist.broken && now >= d->retry_ms &&
         (d->snapshot_wanted ||
-         s->persist.log_bytes > (uint64_t)s->cfg.snapshot_log_bytes) &&
-        start_snapshot(d, err, sizeof(err)) < 0 && d->snapshot_wanted == 0)
-        fprintf(stderr, "fleetd: automatic snapshot failed: %s\n", err);
+         s->persist.log_bytes > (uint64_t)s->cfg.snapshot_log_bytes)) {
+        int rc = start_snapshot(d, err, sizeof(err));
+        if (rc < 0 && rc != -EBUSY) {
+            /* Back off like Redis: no rotation storm while fork fails. */
+            d->snapshot_wanted = d->presynced = 0;
+            d->retry_ms = now + 5000;
+            fprintf(stderr, "fleetd: snapshot failed: %s; retrying in 5 s\n",
+                    err[0] ? err : strerror(-rc));
+        }
+    }
     if (now - d->last_idle_ms >= 1000) {
         d->last_idle_ms = now;
         if (!s->persist.broken) (void)fl_server_close_idle_trips(s, now);

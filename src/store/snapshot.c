@@ -321,8 +321,9 @@ static int apply_meta(fl_server *s, fl_log_reader *r)
     }
     /* Counts are hints for sizing: capped so that a damaged record cannot
      * make the loader reserve absurd tables. */
-    if (r->err || r->off != r->n || vehicles > (1ULL << 25) || trips > (1ULL << 25))
-        return -EINVAL;
+    if (r->err || r->off != r->n) return -EINVAL;
+    if (vehicles > (1ULL << 25)) vehicles = 1ULL << 25; /* a hint, capped */
+    if (trips > (1ULL << 25)) trips = 1ULL << 25;
     fl_fleet_set_trip_seq(s->fleet, seq);
     fl_fleet_reserve(s->fleet, vehicles, trips);
     return 0;
