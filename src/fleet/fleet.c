@@ -340,12 +340,11 @@ static fl_vehicle *vehicle_create(fl_fleet *f, const char *id, size_t len,
     return v;
 }
 
-/* Decides whether a ping from a known vehicle is applied: returns the
- * outcome, with *relocated set when a run of implausible pings is taken
- * as the vehicle's new place. */
+/* Decides whether a newer ping from a known vehicle is applied (stale
+ * ones never get here): APPLIED, IMPLAUSIBLE, or RELOCATED when a run of
+ * implausible pings is taken as the vehicle's new place. */
 static int judge_ping(fl_fleet *f, fl_vehicle *v, const fl_ping *p)
 {
-    if (p->ts_ms <= v->ts_ms) return FL_PING_STALE;
     double d = fl_fleet_distance_m(v->lon, v->lat, p->lon, p->lat);
     double hours = (double)(p->ts_ms - v->ts_ms) / 3.6e6;
     if (d <= f->cfg.jitter_m || d / 1000.0 <= f->cfg.max_speed_kmh * hours) {
@@ -404,7 +403,6 @@ int fl_fleet_update(fl_fleet *f, const char *id, size_t len,
     }
     *outcome = judge_ping(f, v, p);
     switch (*outcome) {
-    case FL_PING_STALE: f->stats.pings_stale++; return 0;
     case FL_PING_IMPLAUSIBLE: f->stats.pings_implausible++; return 0;
     case FL_PING_RELOCATED: f->stats.pings_relocated++; break;
     default: f->stats.pings_applied++; break;

@@ -188,11 +188,18 @@ static void render_stats(const fl_server_stats *st, fl_buf *out)
     }
 }
 
+/* A family of one unlabelled sample: type "gauge" or "counter". */
+static void single(fl_buf *out, const char *name, const char *type,
+                   const char *help, uint64_t v)
+{
+    family(out, name, type, help);
+    counter_line(out, name, v);
+}
+
 static void gauge(fl_buf *out, const char *name, const char *help,
                   uint64_t v)
 {
-    family(out, name, "gauge", help);
-    counter_line(out, name, v);
+    single(out, name, "gauge", help, v);
 }
 
 static void labelled(fl_buf *out, const char *name, const char *label,
@@ -211,9 +218,8 @@ static void render_fleet(const fl_gauges *g, fl_buf *out)
     family(out, "fleetd_trips", "gauge", "Trips running, and finished ones kept.");
     labelled(out, "fleetd_trips", "state", "running", g->trips_running);
     labelled(out, "fleetd_trips", "state", "finished", g->trips_finished);
-    family(out, "fleetd_trips_closed_idle_total", "counter",
-           "Trips closed by the idle timeout.");
-    counter_line(out, "fleetd_trips_closed_idle_total", g->trips_closed_idle);
+    single(out, "fleetd_trips_closed_idle_total", "counter",
+           "Trips closed by the idle timeout.", g->trips_closed_idle);
     family(out, "fleetd_pings_total", "counter", "Position pings by outcome.");
     labelled(out, "fleetd_pings_total", "outcome", "applied", g->pings_applied);
     labelled(out, "fleetd_pings_total", "outcome", "stale", g->pings_stale);
@@ -225,11 +231,11 @@ static void render_store(const fl_gauges *g, fl_buf *out)
 {
     gauge(out, "fleetd_log_bytes", "Size of the current write-ahead log segment.",
           g->log_bytes);
-    family(out, "fleetd_log_records_total", "counter", "Records appended to the log.");
-    counter_line(out, "fleetd_log_records_total", g->log_records);
-    family(out, "fleetd_log_errors_total", "counter",
-           "Failed log writes and fsyncs (writes are refused after one).");
-    counter_line(out, "fleetd_log_errors_total", g->log_errors);
+    single(out, "fleetd_log_records_total", "counter",
+           "Records appended to the log.", g->log_records);
+    single(out, "fleetd_log_errors_total", "counter",
+           "Failed log writes and fsyncs (writes are refused after one).",
+           g->log_errors);
     family(out, "fleetd_snapshots_total", "counter", "Background snapshots by result.");
     labelled(out, "fleetd_snapshots_total", "result", "ok", g->snapshots_ok);
     labelled(out, "fleetd_snapshots_total", "result", "failed", g->snapshots_failed);

@@ -566,7 +566,9 @@ def brute_box(model, box, status=None, fleet=None):
 UNITS = {"m": 1.0, "km": 1000.0, "ft": 0.3048, "mi": 1609.34}
 
 
-def check_nearby(c, model, lon, lat, radius, unit, rnd, fleets, tag):
+def random_filters(rnd, fleets, count_p, max_count):
+    """Random STATUS / FLEET / COUNT options for a search, and their values
+    (None when absent)."""
     opts, status, fleet, count = [], None, None, None
     if rnd.random() < 0.3:
         status = rnd.choice(STATUSES)
@@ -574,9 +576,14 @@ def check_nearby(c, model, lon, lat, radius, unit, rnd, fleets, tag):
     if rnd.random() < 0.3:
         fleet = rnd.choice(fleets)
         opts += ["FLEET", fleet]
-    if rnd.random() < 0.4:
-        count = rnd.randint(1, 40)
+    if rnd.random() < count_p:
+        count = rnd.randint(1, max_count)
         opts += ["COUNT", count]
+    return opts, status, fleet, count
+
+
+def check_nearby(c, model, lon, lat, radius, unit, rnd, fleets, tag):
+    opts, status, fleet, count = random_filters(rnd, fleets, 0.4, 40)
     withdist, withcoord = rnd.random() < 0.5, rnd.random() < 0.5
     if withdist:
         opts.append("WITHDIST")
@@ -606,16 +613,7 @@ def check_nearby(c, model, lon, lat, radius, unit, rnd, fleets, tag):
 
 
 def check_within(c, model, box, rnd, fleets, tag):
-    opts, status, fleet, count = [], None, None, None
-    if rnd.random() < 0.3:
-        status = rnd.choice(STATUSES)
-        opts += ["STATUS", status]
-    if rnd.random() < 0.3:
-        fleet = rnd.choice(fleets)
-        opts += ["FLEET", fleet]
-    if rnd.random() < 0.3:
-        count = rnd.randint(1, 30)
-        opts += ["COUNT", count]
+    opts, status, fleet, count = random_filters(rnd, fleets, 0.3, 30)
     withcoord = rnd.random() < 0.5
     if withcoord:
         opts.append("WITHCOORD")
