@@ -9,7 +9,7 @@ CC ?= cc
 ifeq ($(CC),cc)
 CC := gcc
 endif
-PKGS := libuv libmicrohttpd yaml-0.1 libxxhash
+PKGS := libuv libmicrohttpd yaml-0.1 libxxhash jansson
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 OPT ?= -O2
@@ -34,6 +34,9 @@ all: $(BUILD)/fleetd
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+# The OpenAPI document is embedded by .incbin (src/net/openapi_blob.c).
+$(BUILD)/obj/src/net/openapi_blob.o: src/net/openapi.json
 
 $(BUILD)/libfleetd.a: $(LIB_OBJ)
 	@rm -f $@

@@ -3,7 +3,7 @@
 # only those missing, so a fresh machine needs nothing but `make test`.
 set -e
 PKGS="gcc make pkg-config clang libclang-rt-14-dev llvm libuv1-dev
-libmicrohttpd-dev libyaml-dev libxxhash-dev libcmocka-dev libhiredis-dev
+libmicrohttpd-dev libyaml-dev libxxhash-dev libjansson-dev libcmocka-dev libhiredis-dev
 redis-server redis-tools prometheus curl python3 procps"
 missing=""
 for p in $PKGS; do

@@ -2,9 +2,9 @@
  * main.c - fleetd's entry point: settings, listeners, signals, the loop.
  *
  * Settings come from defaults, then the YAML file (--config), then flags, so
- * a flag always wins. One event-loop thread owns the live state; the HTTP
- * listener runs on libmicrohttpd's own thread and only reads counters.
- * SIGTERM and SIGINT stop accepting, close every client and exit 0.
+ * a flag always wins. One event-loop thread owns the live state and serves
+ * both listeners (RESP and HTTP). SIGTERM and SIGINT stop accepting,
+ * close every client and exit 0.
  */
 #include <errno.h>
 #include <signal.h>
@@ -42,7 +42,7 @@ static void usage(FILE *f)
     fprintf(f,
         "usage: fleetd [options]\n"
         "  --port N              RESP port (default 7878)\n"
-        "  --http-port N         HTTP port for /metrics (default 7879, 0 = off)\n"
+        "  --http-port N         HTTP port: API, dashboard, /metrics (default 7879, 0 = off)\n"
         "  --bind ADDR           listen address (default 127.0.0.1)\n"
         "  --dir DIR             data directory (default ./data)\n"
         "  --config FILE         YAML settings file\n"
@@ -51,6 +51,7 @@ static void usage(FILE *f)
         "  --maxclients N        maximum RESP clients (default 10000)\n"
         "  --timeout SECONDS     close idle clients (default 0 = never)\n"
         "  --check-config FILE   validate FILE and exit\n"
+        "  --routes              print the HTTP routes and exit\n"
         "  --version, --help\n");
 }
 
@@ -93,6 +94,10 @@ static int parse_args(int argc, char **argv, fl_config *cfg)
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
+            return 1;
+        }
+        if (!strcmp(argv[i], "--routes")) {
+            fl_http_print_routes(stdout);
             return 1;
         }
         if (!strcmp(argv[i], "--version")) {
@@ -177,6 +182,8 @@ static void on_signal(uv_signal_t *s, int signum)
     __atomic_store_n(&m->srv.shutdown_requested, 1, __ATOMIC_RELAXED);
     __atomic_store_n(&m->srv.ready, 0, __ATOMIC_RELAXED);
     uv_timer_stop(&m->gauges);
+    fl_http_stop(m->http);
+    m->http = NULL;
     fl_resp_server_close(m->resp);
     m->resp = NULL;
     if (fl_durable_stop(m->store) != 0) m->exit_code = 1;
@@ -218,7 +225,7 @@ static int start_listeners(fl_main *m)
         return -1;
     }
     if (m->srv.cfg.http_port &&
-        fl_http_start(&m->http, &m->srv, err, sizeof(err)) != 0) {
+        fl_http_start(&m->http, m->loop, &m->srv, err, sizeof(err)) != 0) {
         fprintf(stderr, "fleetd: %s\n", err);
         return -1;
     }

@@ -174,6 +174,10 @@ FL_CMD(vehicle_update)
     /* A stale ping changed nothing; an implausible one changed counters
      * that decide the next relocation, so it is logged too. */
     if (outcome != FL_PING_STALE) log_with_ts(ctx, had_ts, p.ts_ms);
+    if (outcome == FL_PING_APPLIED || outcome == FL_PING_RELOCATED)
+        fl_server_emit(ctx->server, FL_EV_MOVE,
+                       fl_fleet_vehicle(ctx->server->fleet, ctx->argv[1],
+                                        ctx->argvlen[1]), NULL);
     fl_reply_simple(ctx->reply, answers[outcome]);
 }
 
@@ -491,6 +495,7 @@ FL_CMD(trip_start)
     default: fl_reply_error(ctx->reply, "ERR invalid trip"); return;
     }
     log_trip_start(ctx, t, ts);
+    fl_server_emit(ctx->server, FL_EV_TRIP_STARTED, NULL, t);
     fl_reply_bulk(ctx->reply, t->id, t->id_len);
 }
 
@@ -519,6 +524,7 @@ FL_CMD(trip_end)
         return;
     }
     log_with_ts(ctx, had_ts, ts);
+    fl_server_emit(ctx->server, FL_EV_TRIP_ENDED, NULL, t);
     reply_trip(ctx, t, 0);
 }
 

@@ -114,6 +114,7 @@ size_t fl_server_close_idle_trips(fl_server *s, uint64_t now_ms)
         fl_cmd_ctx ctx = {0};
         ctx.server = s;
         fl_cmd_log(&ctx, 6, argv, lens);
+        fl_server_emit(s, FL_EV_TRIP_ENDED, NULL, t);
         n++;
     }
     return n;

@@ -50,6 +50,16 @@ void fl_config_defaults(fl_config *c);
 int fl_config_set_param(fl_config *c, const char *name, const char *value,
                         char *err, size_t errlen);
 
+/* What live streams (SSE) are told. Pointers are borrowed for the call. */
+enum fl_event_type {
+    FL_EV_MOVE = 1, FL_EV_TRIP_STARTED = 2, FL_EV_TRIP_ENDED = 4
+};
+typedef struct fl_event {
+    int type;
+    const struct fl_vehicle *v;  /* MOVE */
+    const struct fl_trip *t;     /* TRIP_* */
+} fl_event;
+
 typedef struct fl_server_hooks {
     void *ud;
     /* Appends one line per client in CLIENT LIST format. */
@@ -69,6 +79,11 @@ typedef struct fl_server_hooks {
      * the RESP edge calls it before releasing replies that wait on them. */
     void (*persist_flush)(void *ud);
     void *store_ud;
+    /* Live events, for the types set in event_mask (0: nobody listens,
+     * and emitting costs one test). Never called while the log replays. */
+    void (*event)(void *ud, const fl_event *ev);
+    void *event_ud;
+    unsigned event_mask;
     /* Heap bytes in use and resident set size of the process. */
     void (*memory)(void *ud, uint64_t *used, uint64_t *rss);
 } fl_server_hooks;
@@ -140,6 +155,24 @@ void fl_server_log_rules(fl_server *s);
 /* Ends trips idle for longer than trip-idle-timeout, logging each end.
  * Returns how many were closed. */
 size_t fl_server_close_idle_trips(fl_server *s, uint64_t now_ms);
+
+/* Tells the live streams about an event (see fl_server_hooks.event). */
+static inline void fl_server_emit(fl_server *s, int type,
+                                  const struct fl_vehicle *v,
+                                  const struct fl_trip *t)
+{
+    if ((s->hooks.event_mask & (unsigned)type) && !s->persist.replaying) {
+        fl_event ev = {type, v, t};
+        s->hooks.event(s->hooks.event_ud, &ev);
+    }
+}
+/* Records a client's replies must wait for: written, or synced under
+ * --fsync always. */
+static inline uint64_t fl_server_durable_level(const fl_server *s)
+{
+    return s->cfg.fsync == FL_FSYNC_ALWAYS ? s->persist.synced
+                                           : s->persist.written;
+}
 
 /* Allocates cmd_stats and the db. Returns 0 or a negative code. */
 int fl_server_init(fl_server *s, const fl_config *cfg, uint64_t now_ms,

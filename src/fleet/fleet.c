@@ -118,6 +118,7 @@ static void free_members(fl_fleet *f)
     fl_geoset_free(f->where);
     f->where = NULL;
     fl__cells_free(f);
+    fl__demand_free(f);
 }
 
 void fl_fleet_free(fl_fleet *f)
@@ -699,6 +700,34 @@ int fl_fleet_each_vehicle(const fl_fleet *f,
         const fl_vehicle *v = fl_ptrmap_get(&f->vehicles, m->name, m->len);
         if (!v) continue;
         int rc = fn(ud, v);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+uint64_t fl_fleet_vehicle_key(const fl_fleet *f, const fl_vehicle *v)
+{
+    const fl_zmember *m = fl_geoset_find(f->where, v->id, v->id_len);
+    return m ? m->score : 0;
+}
+
+int fl_fleet_each_vehicle_after(const fl_fleet *f, uint64_t key,
+                                const char *id, size_t len,
+                                int (*fn)(void *ud, const fl_vehicle *v,
+                                          uint64_t key),
+                                void *ud)
+{
+    fl_zit it;
+    uint64_t score;
+    fl_zmember *m;
+    if (id) fl_zindex_seek_score(fl_geoset_index(f->where), key, &it);
+    else fl_zindex_seek_rank(fl_geoset_index(f->where), 0, &it);
+    while (fl_zit_next(&it, &score, &m)) {
+        if (id && fl_zmember_cmp(score, m->name, m->len, key, id, len) <= 0)
+            continue;
+        const fl_vehicle *v = fl_ptrmap_get(&f->vehicles, m->name, m->len);
+        if (!v) continue;
+        int rc = fn(ud, v, score);
         if (rc) return rc;
     }
     return 0;

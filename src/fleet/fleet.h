@@ -281,6 +281,15 @@ typedef struct fl_cell_count {
  * returns nonzero. -EINVAL for a level out of range. */
 int fl_fleet_cells(const fl_fleet *f, int level, const double *box,
                    int (*fn)(void *ud, const fl_cell_count *c), void *ud);
+/* Demand: trips started at or after since_ms (among the last
+ * FL_DEMAND_MAX starts), counted by the cell of `level` characters they
+ * started in. Calls fn for every such cell whose bounds intersect the box
+ * (NULL: all); stops when fn returns nonzero. -EINVAL for a bad level. */
+int fl_fleet_demand_cells(const fl_fleet *f, int level, const double *box,
+                          int64_t since_ms,
+                          int (*fn)(void *ud, uint64_t cell, int level,
+                                    uint32_t starts),
+                          void *ud);
 /* The counts of one cell given as a geohash string (4..7 characters).
  * -EINVAL when it is not a geohash of that length. */
 int fl_fleet_cell(const fl_fleet *f, const char *gh, size_t n,
@@ -295,6 +304,16 @@ void fl_cell_bounds(uint64_t cell, int level, double out[4]);
 /* Calls fn for every vehicle in index (geohash) order; stops on nonzero. */
 int fl_fleet_each_vehicle(const fl_fleet *f,
                           int (*fn)(void *ud, const fl_vehicle *v), void *ud);
+/* The vehicle's place in index order (its 52-bit geohash). */
+uint64_t fl_fleet_vehicle_key(const fl_fleet *f, const fl_vehicle *v);
+/* Calls fn for the vehicles after (key, id) in index order (id NULL: from
+ * the first), with each one's key; stops on nonzero and returns it. The
+ * pair is a resumable cursor: paging stays exact while vehicles move. */
+int fl_fleet_each_vehicle_after(const fl_fleet *f, uint64_t key,
+                                const char *id, size_t len,
+                                int (*fn)(void *ud, const fl_vehicle *v,
+                                          uint64_t key),
+                                void *ud);
 /* Calls fn for every finished trip, oldest first; stops on nonzero. */
 int fl_fleet_each_finished(const fl_fleet *f,
                            int (*fn)(void *ud, const fl_trip *t), void *ud);

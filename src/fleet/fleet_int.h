@@ -33,6 +33,19 @@ typedef struct fl__cellmap {
     size_t mask, count;
 } fl__cellmap;
 
+/* Recent trip starts, the demand side of supply and demand: a ring that
+ * overwrites the oldest start when full. */
+#define FL_DEMAND_MAX ((size_t)1 << 18)
+typedef struct fl__demand_ev {
+    int64_t ts_ms;
+    uint64_t cell35;            /* 7-character geohash of the start */
+} fl__demand_ev;
+
+typedef struct fl__demand {
+    fl__demand_ev *ev;          /* FL_DEMAND_MAX slots, allocated on use */
+    size_t next, count;
+} fl__demand;
+
 struct fl_fleet {
     fl_fleet_config cfg;
     fl_fleet_stats stats;
@@ -47,6 +60,7 @@ struct fl_fleet {
     fl_trip *run_oldest, *run_newest; /* running, by last ping arrival */
     fl_trip *fin_oldest, *fin_newest; /* finished, by end */
     fl__cellmap cells;
+    fl__demand demand;
     uint64_t trip_seq;
     size_t trip_bytes;          /* trips and paths, for fl_fleet_bytes */
 };
@@ -67,6 +81,9 @@ void fl__trip_copy(fl_fleet *f, fl_trip *dst, const fl_trip *src);
 
 void fl__cells_add(fl_fleet *f, uint64_t cell35, int status, int delta);
 void fl__cells_free(fl_fleet *f);
+/* Notes a trip start at (lon, lat) for the demand counts. */
+void fl__demand_note(fl_fleet *f, int64_t ts_ms, double lon, double lat);
+void fl__demand_free(fl_fleet *f);
 uint64_t fl__cell_of(double lon, double lat);
 /* The point the index and the cells file a position under: lon 180 and
  * the top latitude would overflow the geohash by one bit (as in Redis),

@@ -179,3 +179,67 @@ int fl_fleet_cell(const fl_fleet *f, const char *gh, size_t n,
     }
     return 0;
 }
+
+/* ---- demand: recent trip starts by cell ---- */
+
+void fl__demand_note(fl_fleet *f, int64_t ts_ms, double lon, double lat)
+{
+    fl__demand *d = &f->demand;
+    if (!d->ev) d->ev = fl_xmalloc(FL_DEMAND_MAX * sizeof(*d->ev));
+    d->ev[d->next] = (fl__demand_ev){ts_ms, fl__cell_of(lon, lat)};
+    d->next = (d->next + 1) % FL_DEMAND_MAX;
+    if (d->count < FL_DEMAND_MAX) d->count++;
+}
+
+void fl__demand_free(fl_fleet *f)
+{
+    free(f->demand.ev);
+    memset(&f->demand, 0, sizeof(f->demand));
+}
+
+/* Per-call tally of starts by cell: open addressing on the cell bits,
+ * sized for every event so it never fills. */
+typedef struct demand_tally {
+    uint64_t *key;      /* cell + 1; 0 = empty */
+    uint32_t *n;
+    size_t mask;
+} demand_tally;
+
+static void tally_add(demand_tally *t, uint64_t cell)
+{
+    size_t i = (size_t)((cell + 1) * 0x9E3779B97F4A7C15ULL >> 20) & t->mask;
+    while (t->key[i] && t->key[i] != cell + 1) i = (i + 1) & t->mask;
+    t->key[i] = cell + 1;
+    t->n[i]++;
+}
+
+int fl_fleet_demand_cells(const fl_fleet *f, int level, const double *box,
+                          int64_t since_ms,
+                          int (*fn)(void *ud, uint64_t cell, int level,
+                                    uint32_t starts),
+                          void *ud)
+{
+    if (level < FL_CELL_MIN_LEVEL || level > FL_CELL_MAX_LEVEL) return -EINVAL;
+    const fl__demand *d = &f->demand;
+    if (d->count == 0) return 0;
+    size_t cap = 16;
+    while (cap < 2 * d->count) cap <<= 1;
+    demand_tally t = {fl_xcalloc(cap, sizeof(uint64_t)),
+                      fl_xcalloc(cap, sizeof(uint32_t)), cap - 1};
+    int shift = 5 * (FL_CELL_MAX_LEVEL - level);
+    for (size_t i = 0; i < d->count; i++)
+        if (d->ev[i].ts_ms >= since_ms) tally_add(&t, d->ev[i].cell35 >> shift);
+    int rc = 0;
+    for (size_t i = 0; i < cap && rc == 0; i++) {
+        if (!t.key[i]) continue;
+        if (box) {
+            double b[4];
+            fl_cell_bounds(t.key[i] - 1, level, b);
+            if (!box_meets(box, b)) continue;
+        }
+        rc = fn(ud, t.key[i] - 1, level, t.n[i]);
+    }
+    free(t.key);
+    free(t.n);
+    return rc;
+}

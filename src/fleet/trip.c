@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../geo/geohash.h"
 #include "../util/buf.h"
 
 /* ---- the path ---- */
@@ -185,7 +186,9 @@ int fl_fleet_trip_start(fl_fleet *f, const char *vid, size_t vlen,
     if (tid && (tlen == 0 || tlen > FL_FLEET_ID_MAX)) return -EINVAL;
     if (ts_ms <= 0 || (ts_ms > now_ms && ts_ms - now_ms > f->cfg.max_future_ms))
         return -ERANGE;
-    return fl__trip_begin(f, v, tid, tlen, ts_ms, 1, out);
+    int rc = fl__trip_begin(f, v, tid, tlen, ts_ms, 1, out);
+    if (rc == 0) fl__demand_note(f, ts_ms, v->lon, v->lat);
+    return rc;
 }
 
 int fl__trip_begin(fl_fleet *f, fl_vehicle *v, const char *tid, size_t tlen,
@@ -402,6 +405,12 @@ void fl__trip_copy(fl_fleet *f, fl_trip *dst, const fl_trip *src)
         memcpy(dst->path.enc, src->path.enc, src->path.len);
     }
     f->trip_bytes += dst->path.len;
+    double first[2];
+    /* A restored trip's path starts where it started: demand survives a
+     * restart as far as the kept trips reach. */
+    if (fl_path_decode(dst->path.enc, dst->path.len, first, 1) == 1 &&
+        fl_geo_coords_valid(first[0], first[1]))
+        fl__demand_note(f, src->start_ms, first[0], first[1]);
     dst->start_ms = src->start_ms;
     dst->last_ms = src->last_ms;
     dst->end_ms = src->end_ms;

@@ -1,34 +1,42 @@
 /*
- * http.c - the HTTP edge on libmicrohttpd: /metrics, /healthz, /readyz.
+ * http.c - the HTTP edge: libmicrohttpd driven by the event loop.
  *
  * Why shaped so:
- * - We create, bind and listen on the socket ourselves and hand it to
- *   libmicrohttpd (MHD_OPTION_LISTEN_SOCKET). Startup errors then carry
- *   errno ("Address already in use") in the caller's err buffer instead of
- *   only a line in the log, and a test can bind port 0 and ask which port
- *   it got.
- * - libmicrohttpd runs its own polling thread (poll or epoll, its choice)
- *   with hard limits on connections (global and per IP), idle time and
- *   memory per connection, so misbehaving HTTP clients cost bounded
- *   resources on a thread Redis clients never wait for.
- * - Every route is GET (and HEAD, which libmicrohttpd answers with the
- *   GET headers and no body). Request bodies are useless here: a body
- *   declared larger than FL_HTTP_MAX_BODY, or of unknown length (chunked),
- *   is refused with 413 before it is read; a small one is read and dropped
- *   so the connection stays in step for keep-alive.
- * - Errors are RFC 9457 problem documents (application/problem+json).
- *   Their detail echoes the method and path, JSON-escaped to plain ASCII
- *   and truncated, so any request bytes make a valid, short body.
- * - This is the edge: it alone reads the clock and passes now to
- *   fl_prom_render.
+ * - libmicrohttpd runs without a thread of its own (external polling with
+ *   epoll): its epoll descriptor sits in a uv_poll handle and its timeouts
+ *   in a uv_timer, so every request is handled on the loop thread that
+ *   owns the fleet. The /v1 handlers (http_api.c) then call the command
+ *   table directly, with no lock and no hand-off; the price is that a
+ *   scrape of /metrics runs on the loop too (it costs tens of
+ *   microseconds).
+ * - We create, bind and listen on the socket ourselves and hand it over
+ *   (MHD_OPTION_LISTEN_SOCKET), so startup errors carry errno and a test
+ *   can bind port 0 and ask which port it got.
+ * - Limits: connections (global and per IP), idle timeout and memory per
+ *   connection are libmicrohttpd's; request bodies are capped here by
+ *   route (1 MiB for JSON, 32 MiB for an NDJSON batch), refused with 413
+ *   from the declared length before a byte is read, or as soon as a
+ *   chunked body passes the cap.
+ * - Durability: an answer that reports a change waits until the change's
+ *   log record is as durable as --fsync demands, like a RESP reply. The
+ *   request is suspended (MHD_suspend_connection) and resumed from the
+ *   loop's check phase once the log has caught up. Every answer waits for
+ *   the records appended before it, so no client reads a change that a
+ *   crash could still take back.
+ * - Server-Sent Events: a stream is a response whose content callback
+ *   copies from the subscriber's buffer; with nothing to send it suspends
+ *   the connection (libmicrohttpd's prescribed way to avoid a busy loop),
+ *   and an event appended to the buffer resumes it. A subscriber that
+ *   does not read is not allowed to grow without bound: past
+ *   SSE_MAX_BUFFER its events are dropped and counted.
+ * - This is the edge: it reads the clocks and the dashboard's files.
  */
-#define _POSIX_C_SOURCE 200809L
-
 #include "http.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -37,38 +45,79 @@
 #include <string.h>
 #include <sys/select.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <microhttpd.h>
+#include <uv.h>
 
+#include "http_api.h"
 #include "../cmd/server.h"
+#include "../fleet/fleet.h"
 #include "../metrics/prom.h"
 #include "../util/buf.h"
 
-#define FL_HTTP_BACKLOG 64
-#define FL_HTTP_MAX_CONNECTIONS 256u
-#define FL_HTTP_MAX_PER_IP 64u
+#define FL_HTTP_BACKLOG 128
+#define FL_HTTP_MAX_CONNECTIONS 1024u
+#define FL_HTTP_MAX_PER_IP 512u
 #define FL_HTTP_TIMEOUT_S 10u
 #define FL_HTTP_CONN_MEMORY ((size_t)64 * 1024)
-#define FL_HTTP_MAX_BODY 1024u
-/* Bytes of method and path echoed in a problem's detail. */
-#define FL_HTTP_ECHO_MAX 128u
-
+#define SSE_MAX_BUFFER ((size_t)1 << 20)
+#define SSE_KEEPALIVE_MS 15000
 #define CT_PROM "text/plain; version=0.0.4; charset=utf-8"
-#define CT_JSON "application/json"
-#define CT_PROBLEM "application/problem+json"
-#define ALLOW_GET "GET, HEAD"
+
+typedef struct http_req http_req;
+typedef struct sse_sub sse_sub;
+typedef struct fl_http fl_http;
 
 struct fl_http {
     struct MHD_Daemon *daemon;
     fl_server *srv;
+    uv_loop_t *loop;
+    uv_poll_t poll;            /* libmicrohttpd's epoll descriptor */
+    uv_timer_t timer;          /* libmicrohttpd's next timeout */
+    uv_check_t check;          /* releases answers the log caught up with */
+    uv_timer_t tick;           /* 1 s: stats, SSE stats and keepalives */
+    int handles_open;
+    int closing;
     int port;
+    char web_dir[PATH_MAX];
+    fl_api api;
+    http_req *held;            /* answers waiting for the log */
+    sse_sub *subs;             /* event streams */
+    uint64_t nsubs;
+    fl_buf scratch;            /* one event, formatted once for every stream */
+    /* the last stats sample */
+    uint64_t prev_calls, prev_ms, last_keepalive_ms;
+    fl_hist prev_hist;
+    size_t update_cmd;         /* index of VEHICLE.UPDATE in cmd_stats */
 };
 
-/* Marks a request whose headers passed the checks (see on_request). */
-static int request_accepted;
+struct http_req {
+    fl_http *h;
+    struct MHD_Connection *conn;
+    fl_buf body;
+    size_t body_limit;
+    int refused;               /* a 413 was queued */
+    int ready;                 /* resp is computed, waiting for the log */
+    uint64_t wal_need;
+    fl_api_resp resp;
+    http_req *prev, *next;     /* h->held */
+};
+
+struct sse_sub {
+    fl_http *h;
+    struct MHD_Connection *conn;
+    fl_sse_opts o;
+    fl_buf out;
+    int suspended;
+    double tokens;
+    uint64_t tokens_ms;
+    uint64_t dropped;
+    sse_sub *prev, *next;
+};
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -83,16 +132,29 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
     va_end(ap);
 }
 
-static uint64_t wall_ms(void)
+static uint64_t wall_us(void)
 {
     struct timespec ts;
     if (clock_gettime(CLOCK_REALTIME, &ts) != 0) return 0;
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
+
+static void run_daemon(fl_http *h);
 
 /* ---- responses ---- */
 
-/* Queues body (ownership moves to libmicrohttpd) with the usual headers. */
+static int add_headers(struct MHD_Response *r, const char *ctype,
+                       const char *allow)
+{
+    return MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype) ==
+               MHD_YES &&
+           MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL,
+                                   "no-store") == MHD_YES &&
+           (!allow ||
+            MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow) == MHD_YES);
+}
+
+/* Queues body (ownership moves to libmicrohttpd). */
 static enum MHD_Result send_body(struct MHD_Connection *c, unsigned status,
                                  const char *ctype, fl_buf *body,
                                  const char *allow)
@@ -105,166 +167,414 @@ static enum MHD_Result send_body(struct MHD_Connection *c, unsigned status,
     }
     fl_buf_init(body); /* the response frees the bytes now */
     enum MHD_Result rc = MHD_NO;
-    if (MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype) ==
-            MHD_YES &&
-        MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL,
-                                "no-store") == MHD_YES &&
-        (!allow ||
-         MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow) == MHD_YES))
-        rc = MHD_queue_response(c, status, r);
+    if (add_headers(r, ctype, allow)) rc = MHD_queue_response(c, status, r);
     MHD_destroy_response(r); /* drops our reference; the queue keeps one */
     return rc;
 }
 
-static enum MHD_Result send_text(struct MHD_Connection *c, unsigned status,
-                                 const char *ctype, const char *text)
+static enum MHD_Result send_resp(http_req *q)
 {
-    fl_buf b;
-    fl_buf_init(&b);
-    fl_buf_append_str(&b, text);
-    return send_body(c, status, ctype, &b, NULL);
+    fl_api_resp *r = &q->resp;
+    return send_body(q->conn, r->status, r->ctype, &r->body, r->allow);
 }
 
-/* JSON string contents, ASCII only: bytes >= 0x80 become \u00XX so that
- * invalid UTF-8 in a request cannot make the body invalid JSON. */
-static void json_escape(fl_buf *b, const char *s, size_t max)
+static enum MHD_Result send_problem(http_req *q, unsigned status,
+                                    const char *detail)
 {
-    size_t n = strlen(s);
-    int cut = n > max;
-    if (cut) n = max;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (ch == '"' || ch == '\\') fl_buf_printf(b, "\\%c", ch);
-        else if (ch < 0x20 || ch >= 0x7f) fl_buf_printf(b, "\\u%04x", ch);
-        else fl_buf_append(b, &s[i], 1);
+    fl_api_problem(&q->resp, status, "%s", detail);
+    return send_resp(q);
+}
+
+/* ---- the dashboard's files ---- */
+
+static const char *file_type(const char *path)
+{
+    static const struct { const char *ext, *type; } types[] = {
+        {".html", "text/html; charset=utf-8"},
+        {".js", "text/javascript; charset=utf-8"},
+        {".mjs", "text/javascript; charset=utf-8"},
+        {".css", "text/css; charset=utf-8"},
+        {".json", "application/json"},
+        {".geojson", "application/geo+json"},
+        {".map", "application/json"},
+        {".svg", "image/svg+xml"},
+        {".png", "image/png"},
+        {".ico", "image/x-icon"},
+        {".wasm", "application/wasm"},
+        {".txt", "text/plain; charset=utf-8"},
+    };
+    const char *dot = strrchr(path, '.');
+    for (size_t i = 0; dot && i < sizeof(types) / sizeof(types[0]); i++)
+        if (!strcmp(dot, types[i].ext)) return types[i].type;
+    return "application/octet-stream";
+}
+
+/* A path that stays inside the web directory: no "..", no hidden files. */
+static int safe_path(const char *p)
+{
+    if (p[0] != '/' || strlen(p) > 200) return 0;
+    return !strstr(p, "/.") && !strstr(p, "\\") && !strstr(p, "//");
+}
+
+static enum MHD_Result serve_static(http_req *q, const char *url)
+{
+    fl_http *h = q->h;
+    char path[PATH_MAX + 256];
+    if (!safe_path(url))
+        return send_problem(q, 404, "no such file");
+    if (!h->web_dir[0])
+        return send_problem(q, 404, "the dashboard is not built: run make web");
+    int k = snprintf(path, sizeof(path), "%s%s%s", h->web_dir, url,
+                     url[strlen(url) - 1] == '/' ? "index.html" : "");
+    int fd = k > 0 && (size_t)k < sizeof(path) ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        if (fd >= 0) (void)close(fd); /* read-only: nothing to lose */
+        return send_problem(q, 404, "no such file");
     }
-    if (cut) fl_buf_append_str(b, "...");
-}
-
-/* An RFC 9457 problem; detail is "<prefix><method> <path><suffix>". */
-static enum MHD_Result send_problem(struct MHD_Connection *c, unsigned status,
-                                    const char *title, const char *prefix,
-                                    const char *method, const char *url,
-                                    const char *suffix, const char *allow)
-{
-    fl_buf b;
-    fl_buf_init(&b);
-    fl_buf_printf(&b, "{\"type\":\"about:blank\",\"title\":\"%s\","
-                      "\"status\":%u,\"detail\":\"%s", title, status, prefix);
-    if (method) {
-        json_escape(&b, method, FL_HTTP_ECHO_MAX);
-        fl_buf_append_str(&b, " ");
+    struct MHD_Response *r = MHD_create_response_from_fd((uint64_t)st.st_size, fd);
+    if (!r) {
+        (void)close(fd);
+        return MHD_NO;
     }
-    if (url) json_escape(&b, url, FL_HTTP_ECHO_MAX);
-    fl_buf_printf(&b, "%s\"}", suffix);
-    return send_body(c, status, CT_PROBLEM, &b, allow);
+    enum MHD_Result rc = MHD_NO;
+    if (MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, file_type(path)) ==
+            MHD_YES &&
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache") ==
+            MHD_YES)
+        rc = MHD_queue_response(q->conn, MHD_HTTP_OK, r);
+    MHD_destroy_response(r);
+    return rc;
 }
 
-/* ---- routes ---- */
-
-typedef enum MHD_Result route_fn(struct fl_http *h, struct MHD_Connection *c);
-
-static enum MHD_Result route_metrics(struct fl_http *h,
-                                     struct MHD_Connection *c)
+/* dirname(/proc/self/exe)/web, else its parent's web (build/san/fleetd
+ * serves build/web). Empty when neither exists. */
+static void find_web_dir(char *out, size_t n)
 {
-    fl_buf b;
-    fl_buf_init(&b);
-    fl_prom_render(h->srv, wall_ms(), &b);
-    return send_body(c, MHD_HTTP_OK, CT_PROM, &b, NULL);
+    char exe[PATH_MAX];
+    out[0] = '\0';
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (len <= 0) return;
+    exe[len] = '\0';
+    for (int up = 0; up < 2; up++) {
+        char *slash = strrchr(exe, '/');
+        if (!slash) return;
+        *slash = '\0';
+        char cand[PATH_MAX + 16];
+        struct stat st;
+        if (snprintf(cand, sizeof(cand), "%s/web", exe) < (int)sizeof(cand) &&
+            stat(cand, &st) == 0 && S_ISDIR(st.st_mode)) {
+            if (strlen(cand) < n) memcpy(out, cand, strlen(cand) + 1);
+            return;
+        }
+    }
 }
 
-static enum MHD_Result route_healthz(struct fl_http *h,
-                                     struct MHD_Connection *c)
+/* ---- event streams ---- */
+
+static void subs_update_mask(fl_http *h)
 {
-    (void)h;
-    return send_text(c, MHD_HTTP_OK, CT_JSON, "{\"status\":\"ok\"}");
+    unsigned mask = 0;
+    for (sse_sub *s = h->subs; s; s = s->next) mask |= s->o.types;
+    h->srv->hooks.event_mask = mask & (FL_EV_MOVE | FL_EV_TRIP_STARTED | FL_EV_TRIP_ENDED);
 }
 
-static enum MHD_Result route_readyz(struct fl_http *h,
-                                    struct MHD_Connection *c)
+static void sse_wake(sse_sub *s)
 {
-    const fl_server *s = h->srv;
-    if (__atomic_load_n(&s->shutdown_requested, __ATOMIC_RELAXED))
-        return send_problem(c, MHD_HTTP_SERVICE_UNAVAILABLE,
-                            "Service Unavailable", "shutting down", NULL,
-                            NULL, "", NULL);
-    if (!__atomic_load_n(&s->ready, __ATOMIC_RELAXED))
-        return send_problem(c, MHD_HTTP_SERVICE_UNAVAILABLE,
-                            "Service Unavailable", "starting", NULL, NULL,
-                            "", NULL);
-    return send_text(c, MHD_HTTP_OK, CT_JSON, "{\"status\":\"ready\"}");
+    if (!s->suspended) return;
+    s->suspended = 0;
+    MHD_resume_connection(s->conn);
 }
 
-static const struct route {
-    const char *path;
-    route_fn *fn;
-} routes[] = {
-    {"/metrics", route_metrics},
-    {"/healthz", route_healthz},
-    {"/readyz", route_readyz},
-};
-
-static const struct route *find_route(const char *url)
+static void sse_push(sse_sub *s, const char *p, size_t n)
 {
-    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
-        if (strcmp(url, routes[i].path) == 0) return &routes[i];
-    return NULL;
+    if (s->out.len + n > SSE_MAX_BUFFER) {
+        s->dropped++;
+        return;
+    }
+    fl_buf_append(&s->out, p, n);
+    sse_wake(s);
 }
 
-static int is_get_or_head(const char *method)
+static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
-    return strcmp(method, MHD_HTTP_METHOD_GET) == 0 ||
-           strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
+    (void)pos;
+    sse_sub *s = cls;
+    if (s->out.len) {
+        size_t n = s->out.len < max ? s->out.len : max;
+        memcpy(buf, s->out.data, n);
+        fl_buf_consume(&s->out, n);
+        return (ssize_t)n;
+    }
+    if (s->h->closing) return MHD_CONTENT_READER_END_OF_STREAM;
+    s->suspended = 1;
+    MHD_suspend_connection(s->conn);
+    return 0;
 }
 
-/* ---- request bodies ---- */
+static void sse_free(void *cls)
+{
+    sse_sub *s = cls;
+    fl_http *h = s->h;
+    if (s->prev) s->prev->next = s->next;
+    else h->subs = s->next;
+    if (s->next) s->next->prev = s->prev;
+    h->nsubs--;
+    subs_update_mask(h);
+    fl_buf_free(&s->out);
+    free(s);
+}
 
-/* Strict decimal Content-Length; values past the limit are just "big". */
-static int declared_body_too_large(const char *len)
+static enum MHD_Result start_stream(http_req *q)
+{
+    fl_http *h = q->h;
+    sse_sub *s = fl_xcalloc(1, sizeof(*s));
+    s->h = h;
+    s->conn = q->conn;
+    s->o = q->resp.sse;
+    s->tokens = s->o.rate;
+    s->tokens_ms = uv_now(h->loop);
+    fl_buf_init(&s->out);
+    fl_buf_append_str(&s->out, "retry: 2000\n: fleetd events\n\n");
+    struct MHD_Response *r = MHD_create_response_from_callback(
+        MHD_SIZE_UNKNOWN, 16 * 1024, sse_read, s, sse_free);
+    if (!r) {
+        fl_buf_free(&s->out);
+        free(s);
+        return MHD_NO;
+    }
+    s->next = h->subs;
+    if (h->subs) h->subs->prev = s;
+    h->subs = s;
+    h->nsubs++;
+    subs_update_mask(h);
+    enum MHD_Result rc = MHD_NO;
+    if (add_headers(r, "text/event-stream", NULL) &&
+        MHD_add_response_header(r, "X-Accel-Buffering", "no") == MHD_YES)
+        rc = MHD_queue_response(q->conn, MHD_HTTP_OK, r);
+    MHD_destroy_response(r); /* sse_free runs when the stream ends */
+    return rc;
+}
+
+static int move_admitted(sse_sub *s, const fl_vehicle *v, uint64_t now)
+{
+    if (s->o.has_bbox) {
+        const double *bb = s->o.bbox;
+        int lon_in = bb[0] <= bb[2] ? (v->lon >= bb[0] && v->lon <= bb[2])
+                                    : (v->lon >= bb[0] || v->lon <= bb[2]);
+        if (!lon_in || v->lat < bb[1] || v->lat > bb[3]) return 0;
+    }
+    s->tokens += (double)(now - s->tokens_ms) * s->o.rate / 1000.0;
+    s->tokens_ms = now;
+    if (s->tokens > s->o.rate) s->tokens = s->o.rate; /* a burst of 1 s */
+    if (s->tokens < 1) return 0;
+    s->tokens -= 1;
+    return 1;
+}
+
+static void format_move(fl_buf *b, const fl_fleet *f, const fl_vehicle *v)
+{
+    b->len = 0;
+    fl_buf_append_str(b, "event: move\ndata: ");
+    fl_api_vehicle_json(b, f, v);
+    fl_buf_append_str(b, "\n\n");
+}
+
+static void on_event(void *ud, const fl_event *ev)
+{
+    fl_http *h = ud;
+    fl_buf *b = &h->scratch;
+    b->len = 0;
+    uint64_t now = uv_now(h->loop);
+    for (sse_sub *s = h->subs; s; s = s->next) {
+        if (!(s->o.types & (unsigned)ev->type)) continue;
+        if (ev->type == FL_EV_MOVE) {
+            if (!move_admitted(s, ev->v, now)) continue;
+            if (!b->len) format_move(b, h->srv->fleet, ev->v);
+        } else if (!b->len) {
+            fl_buf_printf(b, "event: %s\ndata: ", ev->type == FL_EV_TRIP_STARTED
+                                                      ? "trip_started" : "trip_ended");
+            fl_api_trip_json(b, ev->t, 0);
+            fl_buf_append_str(b, "\n\n");
+        }
+        sse_push(s, b->data, b->len);
+    }
+}
+
+/* ---- stats, once a second ---- */
+
+static void sample_stats(fl_http *h, uint64_t now_ms)
+{
+    const fl_cmd_stats *cs = &h->srv->cmd_stats[h->update_cmd];
+    static fl_hist cur, diff;
+    fl_hist_snapshot(&cs->latency, &cur);
+    diff.count = cur.count - h->prev_hist.count;
+    diff.sum = cur.sum - h->prev_hist.sum;
+    for (unsigned i = 0; i < FL_HIST_BUCKETS; i++)
+        diff.buckets[i] = cur.buckets[i] - h->prev_hist.buckets[i];
+    h->prev_hist = cur;
+    fl_api_stats *st = &h->api.stats;
+    uint64_t dt = now_ms - h->prev_ms;
+    st->updates_per_s = dt ? (double)(cs->calls - h->prev_calls) * 1000.0 / (double)dt : 0;
+    st->p50_us = fl_hist_quantile(&diff, 0.5) / 1000.0;
+    st->p99_us = fl_hist_quantile(&diff, 0.99) / 1000.0;
+    st->clients = h->srv->hooks.clients_connected
+                      ? h->srv->hooks.clients_connected(h->srv->hooks.ud) : 0;
+    const union MHD_DaemonInfo *di =
+        MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+    st->http_clients = di ? di->num_connections : 0;
+    st->sse_clients = h->nsubs;
+    st->ts_ms = wall_us() / 1000;
+    h->prev_calls = cs->calls;
+    h->prev_ms = now_ms;
+}
+
+static void tick_cb(uv_timer_t *t)
+{
+    fl_http *h = t->data;
+    uint64_t now = uv_now(h->loop);
+    sample_stats(h, now);
+    int keepalive = now - h->last_keepalive_ms >= SSE_KEEPALIVE_MS;
+    if (keepalive) h->last_keepalive_ms = now;
+    fl_buf *b = &h->scratch;
+    b->len = 0;
+    for (sse_sub *s = h->subs; s; s = s->next) {
+        if (s->o.types & FL_SSE_STATS) {
+            if (!b->len) {
+                fl_buf_append_str(b, "event: stats\ndata: ");
+                fl_api_stats_json(b, &h->api);
+                fl_buf_append_str(b, "\n\n");
+            }
+            sse_push(s, b->data, b->len);
+        } else if (keepalive) {
+            sse_push(s, ": keepalive\n\n", 13);
+        }
+    }
+    run_daemon(h);
+}
+
+/* ---- waiting for the log ---- */
+
+static void hold(fl_http *h, http_req *q)
+{
+    q->prev = NULL;
+    q->next = h->held;
+    if (h->held) h->held->prev = q;
+    h->held = q;
+    MHD_suspend_connection(q->conn);
+}
+
+static void unhold(fl_http *h, http_req *q)
+{
+    if (q->prev) q->prev->next = q->next;
+    else h->held = q->next;
+    if (q->next) q->next->prev = q->prev;
+    q->prev = q->next = NULL;
+    MHD_resume_connection(q->conn);
+}
+
+static void check_cb(uv_check_t *c)
+{
+    fl_http *h = c->data;
+    if (!h->held) return;
+    fl_server *srv = h->srv;
+    if (srv->hooks.persist_flush) srv->hooks.persist_flush(srv->hooks.store_ud);
+    uint64_t level = fl_server_durable_level(srv);
+    for (http_req *q = h->held, *next; q; q = next) {
+        next = q->next;
+        if (q->wal_need <= level) {
+            unhold(h, q);
+        } else if (srv->persist.broken) {
+            fl_api_problem(&q->resp, 503, "the change was applied but the log "
+                                          "failed, so it is not durable");
+            unhold(h, q);
+        }
+    }
+    run_daemon(h);
+}
+
+/* ---- the handler ---- */
+
+static const char *query_arg(void *ud, const char *key)
+{
+    return MHD_lookup_connection_value(ud, MHD_GET_ARGUMENT_KIND, key);
+}
+
+static const char *header(struct MHD_Connection *c, const char *name)
+{
+    return MHD_lookup_connection_value(c, MHD_HEADER_KIND, name);
+}
+
+static enum MHD_Result answer(http_req *q, const char *url, const char *method)
+{
+    fl_http *h = q->h;
+    uint64_t now_us = wall_us();
+    fl_api_req req = {method, url, query_arg, q->conn,
+                      header(q->conn, MHD_HTTP_HEADER_CONTENT_TYPE),
+                      header(q->conn, MHD_HTTP_HEADER_AUTHORIZATION),
+                      q->body.data, q->body.len, now_us / 1000, now_us};
+    fl_api_handle(&h->api, &req, &q->resp);
+    switch (q->resp.kind) {
+    case FL_API_STREAM: return start_stream(q);
+    case FL_API_STATIC: return serve_static(q, url);
+    case FL_API_METRICS:
+        q->resp.body.len = 0;
+        fl_prom_render(h->srv, now_us / 1000, &q->resp.body);
+        q->resp.status = 200;
+        q->resp.ctype = CT_PROM;
+        break;
+    default: break;
+    }
+    uint64_t need = q->resp.wal_need;
+    if (h->srv->persist.appended > need) need = h->srv->persist.appended;
+    if (need > fl_server_durable_level(h->srv)) {
+        q->ready = 1;
+        q->wal_need = need;
+        hold(h, q);
+        return MHD_YES;
+    }
+    return send_resp(q);
+}
+
+/* Strict decimal Content-Length above limit. */
+static int declared_too_large(const char *len, size_t limit)
 {
     if (!len || !*len) return 0;
     uint64_t n = 0;
     for (const char *p = len; *p; p++) {
         if (*p < '0' || *p > '9') return 1; /* libmicrohttpd 400s these */
         n = n * 10 + (uint64_t)(*p - '0');
-        if (n > FL_HTTP_MAX_BODY) return 1;
+        if (n > limit) return 1;
     }
     return 0;
 }
 
-static enum MHD_Result refuse_body(struct MHD_Connection *c)
+static enum MHD_Result refuse_body(http_req *q)
 {
     char detail[96];
-    int k = snprintf(detail, sizeof(detail),
-                     "request bodies must declare a Content-Length of at "
-                     "most %u bytes", FL_HTTP_MAX_BODY);
-    if (k < 0) detail[0] = '\0';
-    return send_problem(c, MHD_HTTP_CONTENT_TOO_LARGE, "Content Too Large",
-                        detail, NULL, NULL, "", NULL);
+    q->refused = 1;
+    q->body.len = 0;
+    int k = snprintf(detail, sizeof(detail), "request bodies here are limited "
+                     "to %zu bytes", q->body_limit);
+    return send_problem(q, 413, k > 0 ? detail : "request body too large");
 }
 
-/* ---- the handler ---- */
-
-static enum MHD_Result dispatch(struct fl_http *h, struct MHD_Connection *c,
-                                const char *url, const char *method)
+static http_req *new_req(fl_http *h, struct MHD_Connection *c, const char *url)
 {
-    const struct route *r = find_route(url);
-    if (!r)
-        return send_problem(c, MHD_HTTP_NOT_FOUND, "Not Found",
-                            "no route for ", method, url, "", NULL);
-    if (!is_get_or_head(method))
-        return send_problem(c, MHD_HTTP_METHOD_NOT_ALLOWED,
-                            "Method Not Allowed", "", method, url,
-                            " is not allowed: use GET or HEAD", ALLOW_GET);
-    return r->fn(h, c);
+    http_req *q = fl_xcalloc(1, sizeof(*q));
+    q->h = h;
+    q->conn = c;
+    fl_buf_init(&q->body);
+    fl_api_resp_init(&q->resp);
+    q->body_limit = strcmp(url, "/v1/positions") == 0 ? FL_API_MAX_NDJSON_BODY
+                                                      : FL_API_MAX_JSON_BODY;
+    return q;
 }
 
 /*
  * libmicrohttpd calls this first when the headers are in (*req_cls NULL),
- * then once per piece of body, then once more with *upload_size 0 when the
- * request is complete. Oversized bodies are refused on the first call, so
- * they are never read; the answer goes out on the last call, after any
- * small body is drained.
+ * then once per piece of body, then with *upload_size 0 when the request
+ * is complete, and once more after a resume.
  */
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
                                   const char *url, const char *method,
@@ -273,21 +583,41 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
                                   size_t *upload_size, void **req_cls)
 {
     (void)version;
-    (void)upload_data;
-    if (*req_cls == NULL) {
-        const char *te = MHD_lookup_connection_value(
-            c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
-        const char *cl = MHD_lookup_connection_value(
-            c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (te || declared_body_too_large(cl)) return refuse_body(c);
-        *req_cls = &request_accepted;
+    fl_http *h = cls;
+    http_req *q = *req_cls;
+    if (!q) {
+        q = *req_cls = new_req(h, c, url);
+        if (declared_too_large(header(c, MHD_HTTP_HEADER_CONTENT_LENGTH),
+                               q->body_limit))
+            return refuse_body(q);
         return MHD_YES;
     }
     if (*upload_size != 0) {
-        *upload_size = 0; /* drop the (bounded) body */
+        if (!q->refused && q->body.len + *upload_size > q->body_limit) {
+            *upload_size = 0;
+            return refuse_body(q);
+        }
+        if (!q->refused) fl_buf_append(&q->body, upload_data, *upload_size);
+        *upload_size = 0;
         return MHD_YES;
     }
-    return dispatch(cls, c, url, method);
+    if (q->refused) return MHD_YES;
+    if (q->ready) return send_resp(q);
+    return answer(q, url, method);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)c;
+    (void)toe;
+    http_req *q = *req_cls;
+    if (!q) return;
+    fl_buf_free(&q->body);
+    fl_api_resp_free(&q->resp);
+    free(q);
+    *req_cls = NULL;
 }
 
 static void on_log(void *cls, const char *fmt, va_list ap)
@@ -296,6 +626,33 @@ static void on_log(void *cls, const char *fmt, va_list ap)
     /* libmicrohttpd's messages end with a newline. Nothing to do if
      * stderr fails. */
     if (fputs("fleetd: http: ", stderr) >= 0) (void)vfprintf(stderr, fmt, ap);
+}
+
+/* ---- driving libmicrohttpd from the loop ---- */
+
+static void timer_cb(uv_timer_t *t)
+{
+    run_daemon(t->data);
+}
+
+static void poll_cb(uv_poll_t *p, int status, int events)
+{
+    (void)status;
+    (void)events;
+    run_daemon(p->data);
+}
+
+static void run_daemon(fl_http *h)
+{
+    if (h->closing) return;
+    (void)MHD_run(h->daemon); /* errors are per connection, logged by MHD */
+    MHD_UNSIGNED_LONG_LONG to;
+    if (MHD_get_timeout(h->daemon, &to) == MHD_YES) {
+        if (uv_timer_start(&h->timer, timer_cb, to, 0) != 0)
+            fprintf(stderr, "fleetd: http: cannot arm the timeout timer\n");
+    } else {
+        (void)uv_timer_stop(&h->timer); /* stopping never fails */
+    }
 }
 
 /* ---- listening socket ---- */
@@ -362,14 +719,15 @@ static int bound_port(int fd)
     return -1;
 }
 
-static struct MHD_Daemon *start_daemon(struct fl_http *h, int fd)
+static struct MHD_Daemon *start_daemon(fl_http *h, int fd)
 {
     /* The logger goes first so that start-up messages use it too. */
     return MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG | MHD_USE_AUTO,
-        0, NULL, NULL, on_request, h,
+        MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL,
+        NULL, on_request, h,
         MHD_OPTION_EXTERNAL_LOGGER, on_log, (void *)NULL,
         MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, (void *)h,
         MHD_OPTION_CONNECTION_LIMIT, FL_HTTP_MAX_CONNECTIONS,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, FL_HTTP_MAX_PER_IP,
         MHD_OPTION_CONNECTION_TIMEOUT, FL_HTTP_TIMEOUT_S,
@@ -377,8 +735,30 @@ static struct MHD_Daemon *start_daemon(struct fl_http *h, int fd)
         MHD_OPTION_END);
 }
 
-int fl_http_start(struct fl_http **out, fl_server *srv, char *err,
-                  size_t errlen)
+static int start_handles(fl_http *h)
+{
+    const union MHD_DaemonInfo *di =
+        MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_EPOLL_FD);
+    if (!di) return -EINVAL;
+    h->poll.data = h->timer.data = h->check.data = h->tick.data = h;
+    int rc = uv_poll_init(h->loop, &h->poll, di->epoll_fd);
+    if (rc) return rc;
+    h->handles_open++;
+    if ((rc = uv_timer_init(h->loop, &h->timer)) != 0) return rc;
+    h->handles_open++;
+    if ((rc = uv_check_init(h->loop, &h->check)) != 0) return rc;
+    h->handles_open++;
+    if ((rc = uv_timer_init(h->loop, &h->tick)) != 0) return rc;
+    h->handles_open++;
+    if ((rc = uv_poll_start(&h->poll, UV_READABLE, poll_cb)) != 0 ||
+        (rc = uv_check_start(&h->check, check_cb)) != 0 ||
+        (rc = uv_timer_start(&h->tick, tick_cb, 1000, 1000)) != 0)
+        return rc;
+    return 0;
+}
+
+int fl_http_start(struct fl_http **out, uv_loop_t *loop, fl_server *srv,
+                  char *err, size_t errlen)
 {
     const fl_config *cfg = &srv->cfg;
     struct sockaddr_storage ss;
@@ -396,33 +776,91 @@ int fl_http_start(struct fl_http **out, fl_server *srv, char *err,
                 cfg->http_port, strerror(-fd));
         return fd;
     }
-    struct fl_http *h = fl_xcalloc(1, sizeof(*h));
+    fl_http *h = fl_xcalloc(1, sizeof(*h));
     h->srv = srv;
+    h->loop = loop;
     h->port = bound_port(fd);
+    fl_api_init(&h->api, srv);
+    fl_buf_init(&h->scratch);
+    find_web_dir(h->web_dir, sizeof(h->web_dir));
+    const fl_command *upd = fl_cmd_lookup("vehicle.update", 14);
+    h->update_cmd = upd ? fl_cmd_index(upd) : 0;
+    h->prev_ms = uv_now(loop);
+    /* Replayed commands are counted too: start the rate after them. */
+    h->prev_calls = srv->cmd_stats[h->update_cmd].calls;
+    fl_hist_snapshot(&srv->cmd_stats[h->update_cmd].latency, &h->prev_hist);
     h->daemon = start_daemon(h, fd);
     if (!h->daemon) {
-        /* A socket passed in stays ours when the daemon fails to start
-         * (checked with 0.9.75: still open after a refused start); on
-         * success MHD_stop_daemon closes it (fd count back to before). */
         (void)close(fd);
+        fl_api_free(&h->api);
+        fl_buf_free(&h->scratch);
         free(h);
-        set_err(err, errlen, "cannot start http server on %s:%d", cfg->bind,
-                cfg->http_port);
+        set_err(err, errlen, "cannot start the http server on %s:%d",
+                cfg->bind, cfg->http_port);
         return -EIO;
     }
+    int rc = start_handles(h);
+    if (rc != 0) {
+        set_err(err, errlen, "cannot watch the http server: %s", uv_strerror(rc));
+        fl_http_stop(h);
+        return rc;
+    }
+    srv->hooks.event = on_event;
+    srv->hooks.event_ud = h;
     *out = h;
     return 0;
+}
+
+static void http_free(fl_http *h)
+{
+    fl_api_free(&h->api);
+    fl_buf_free(&h->scratch);
+    free(h);
+}
+
+static void handle_closed(uv_handle_t *handle)
+{
+    fl_http *h = handle->data;
+    if (--h->handles_open == 0) http_free(h);
+}
+
+/* Resumes what waits, so that stopping finds no suspended connection. */
+static void resume_all(fl_http *h)
+{
+    while (h->held) unhold(h, h->held);
+    for (sse_sub *s = h->subs; s; s = s->next) sse_wake(s);
 }
 
 void fl_http_stop(struct fl_http *h)
 {
     if (!h) return;
-    /* Joins the polling thread, closes connections and the listen socket. */
-    MHD_stop_daemon(h->daemon);
-    free(h);
+    resume_all(h);
+    h->closing = 1;
+    h->srv->hooks.event = NULL;
+    h->srv->hooks.event_mask = 0;
+    (void)MHD_run(h->daemon);
+    MHD_stop_daemon(h->daemon); /* closes the listening socket too */
+    h->daemon = NULL;
+    if (h->handles_open == 0) {
+        http_free(h);
+        return;
+    }
+    uv_handle_t *hs[4] = {(uv_handle_t *)&h->poll, (uv_handle_t *)&h->timer,
+                          (uv_handle_t *)&h->check, (uv_handle_t *)&h->tick};
+    int open = h->handles_open;
+    for (int i = 0; i < open; i++) uv_close(hs[i], handle_closed);
 }
 
 int fl_http_port(const struct fl_http *h)
 {
     return h->port;
+}
+
+void fl_http_print_routes(FILE *out)
+{
+    fl_buf b;
+    fl_buf_init(&b);
+    fl_api_print_routes(&b);
+    if (b.len) (void)fwrite(b.data, 1, b.len, out);
+    fl_buf_free(&b);
 }

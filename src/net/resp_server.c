@@ -287,14 +287,6 @@ static void client_after_process(fl_client *c)
     }
 }
 
-/* Records a client's replies must wait for: written, or synced under
- * appendfsync always. */
-static uint64_t durable_level(const fl_server *srv)
-{
-    const fl_persist *p = &srv->persist;
-    return srv->cfg.fsync == FL_FSYNC_ALWAYS ? p->synced : p->written;
-}
-
 static void client_hold(fl_client *c)
 {
     if (!c->held) {
@@ -330,7 +322,7 @@ static void client_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     client_process(c);
     if (c->closing) return;
-    if (c->sess.wal_need > durable_level(c->rs->srv)) {
+    if (c->sess.wal_need > fl_server_durable_level(c->rs->srv)) {
         client_hold(c);
         return;
     }
@@ -345,7 +337,7 @@ static void check_cb(uv_check_t *h)
     fl_resp_server *rs = h->data;
     fl_server *srv = rs->srv;
     if (srv->hooks.persist_flush) srv->hooks.persist_flush(srv->hooks.store_ud);
-    uint64_t level = durable_level(srv);
+    uint64_t level = fl_server_durable_level(srv);
     fl_client *c = rs->held;
     while (c) {
         fl_client *next = c->held_next;

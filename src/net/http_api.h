@@ -1,0 +1,115 @@
+/*
+ * http_api.h - the JSON API under /v1 and the route table of the HTTP port.
+ *
+ * A request comes in as plain values (method, path, a query lookup, the
+ * body) and leaves as a status, a content type and a body; nothing here
+ * touches a socket, so the HTTP edge (http.c) stays a thin adapter over
+ * libmicrohttpd and the fuzz target drives the same code without one.
+ *
+ * Writes go through the command table (fl_cmd_dispatch), exactly as a
+ * RESP client's VEHICLE.UPDATE or TRIP.START, so the two protocols cannot
+ * disagree about a rule and both land in the log the same way; the
+ * response then carries the log position its answer must wait for
+ * (wal_need). Reads render straight from the fleet into JSON.
+ *
+ * Runs on the event-loop thread only. Ownership: fl_api_resp.body belongs
+ * to the caller, who frees it with fl_api_resp_free; everything in the
+ * request is borrowed for the call.
+ */
+#ifndef FL_NET_HTTP_API_H
+#define FL_NET_HTTP_API_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../cmd/cmd.h"
+#include "../util/buf.h"
+
+struct fl_server;
+struct fl_fleet;
+struct fl_vehicle;
+struct fl_trip;
+
+#define FL_API_MAX_JSON_BODY ((size_t)1 << 20)     /* one JSON document */
+#define FL_API_MAX_NDJSON_BODY ((size_t)32 << 20)  /* POST /v1/positions */
+
+typedef struct fl_api_req {
+    const char *method;
+    const char *path;                /* decoded, without the query */
+    /* The value of query argument `key`, or NULL when absent. */
+    const char *(*arg)(void *ud, const char *key);
+    void *arg_ud;
+    const char *content_type;        /* NULL when absent */
+    const char *authorization;       /* NULL when absent */
+    const char *body;
+    size_t body_len;
+    uint64_t now_ms, now_us;         /* wall clock, read by the edge */
+} fl_api_req;
+
+/* What an event stream asks for (GET /v1/events). */
+typedef struct fl_sse_opts {
+    unsigned types;                  /* enum fl_event_type bits | FL_SSE_STATS */
+    double rate;                     /* move events per second */
+    int has_bbox;
+    double bbox[4];
+} fl_sse_opts;
+#define FL_SSE_STATS 0x100u
+
+enum fl_api_kind {
+    FL_API_DONE = 0,     /* status, ctype and body are the answer */
+    FL_API_STREAM = 1,   /* start an event stream with resp->sse */
+    FL_API_STATIC = 2,   /* serve a dashboard file: the edge's job */
+    FL_API_METRICS = 3   /* render /metrics: the edge's job */
+};
+
+typedef struct fl_api_resp {
+    int kind;                        /* enum fl_api_kind */
+    unsigned status;
+    const char *ctype;               /* static string */
+    const char *allow;               /* static; set with 405 */
+    fl_buf body;                     /* owned by the caller */
+    uint64_t wal_need;               /* log records the answer waits for */
+    fl_sse_opts sse;
+} fl_api_resp;
+
+/* Live numbers for /v1/stats and the SSE stats event, sampled once a
+ * second by the edge. */
+typedef struct fl_api_stats {
+    double updates_per_s;
+    double p50_us, p99_us;           /* VEHICLE.UPDATE, over the last second */
+    uint64_t clients, http_clients, sse_clients;
+    uint64_t ts_ms;
+} fl_api_stats;
+
+struct fl_api;
+typedef struct fl_api {
+    struct fl_server *srv;
+    fl_session sess;                 /* the session HTTP commands run in */
+    fl_buf reply;                    /* RESP replies of dispatched commands */
+    fl_api_stats stats;
+    char allow[64];                  /* the Allow header of the last 405 */
+} fl_api;
+
+void fl_api_init(fl_api *a, struct fl_server *srv);
+void fl_api_free(fl_api *a);
+/* Answers one request; the answer is always set (a problem on error). */
+void fl_api_handle(fl_api *a, const fl_api_req *req, fl_api_resp *resp);
+void fl_api_resp_init(fl_api_resp *r);
+void fl_api_resp_free(fl_api_resp *r);
+
+/* An RFC 9457 problem document as the answer. */
+void fl_api_problem(fl_api_resp *r, unsigned status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* JSON of a vehicle and of a trip (path: 0 none, 1 polyline, 2 GeoJSON),
+ * shared with the event streams. */
+void fl_api_vehicle_json(fl_buf *b, const struct fl_fleet *f,
+                         const struct fl_vehicle *v);
+void fl_api_trip_json(fl_buf *b, const struct fl_trip *t, int path);
+/* The live counters (the last sample and the fleet's counts). */
+void fl_api_stats_json(fl_buf *b, const struct fl_api *a);
+
+/* The route table, for `fleetd --routes`: one "METHOD /path" per line. */
+void fl_api_print_routes(fl_buf *out);
+
+#endif
