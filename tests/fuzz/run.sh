@@ -7,9 +7,12 @@ cd "$(dirname "$0")/../.."
 secs=${1:-20}
 make -s -f tests/fuzz/Makefile
 rc=0
-for t in resp command log store; do
+for t in resp command log store http; do
     dict=(-dict=tests/fuzz/resp.dict)
-    case $t in log|store) dict=() ;; esac # binary formats: RESP tokens do not help
+    case $t in
+    log|store) dict=() ;; # binary formats: RESP tokens do not help
+    http) dict=(-dict=tests/fuzz/http.dict) ;;
+    esac
     work=$(mktemp -d)
     cp tests/fuzz/corpus/$t/* "$work"/ 2>/dev/null || true
     echo "fuzz_$t: ${secs}s"
