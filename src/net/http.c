@@ -63,7 +63,7 @@
 #define FL_HTTP_MAX_CONNECTIONS 1024u
 #define FL_HTTP_MAX_PER_IP 512u
 #define FL_HTTP_TIMEOUT_S 10u
-#define FL_HTTP_CONN_MEMORY ((size_t)64 * 1024)
+#define FL_HTTP_CONN_MEMORY ((size_t)32 * 1024)
 #define SSE_MAX_BUFFER ((size_t)1 << 20)
 #define SSE_KEEPALIVE_MS 15000
 #define CT_PROM "text/plain; version=0.0.4; charset=utf-8"
@@ -79,6 +79,7 @@ struct fl_http {
     uv_poll_t poll;            /* libmicrohttpd's epoll descriptor */
     uv_timer_t timer;          /* libmicrohttpd's next timeout */
     uv_check_t check;          /* releases answers the log caught up with */
+    uv_idle_t idle;            /* active while answers are held */
     uv_timer_t tick;           /* 1 s: stats, SSE stats and keepalives */
     int handles_open;
     int closing;
@@ -455,8 +456,15 @@ static void tick_cb(uv_timer_t *t)
 
 /* ---- waiting for the log ---- */
 
+static void idle_cb(uv_idle_t *i)
+{
+    (void)i; /* its being active is the point: see check_cb */
+}
+
 static void hold(fl_http *h, http_req *q)
 {
+    if (!h->held && uv_idle_start(&h->idle, idle_cb) != 0)
+        fprintf(stderr, "fleetd: http: cannot start the idle handle\n");
     q->prev = NULL;
     q->next = h->held;
     if (h->held) h->held->prev = q;
@@ -491,6 +499,10 @@ static void check_cb(uv_check_t *c)
         }
     }
     run_daemon(h);
+    /* Keep-alive connections read their next request while their answer
+     * is sent, so the run above may have held new answers; the idle
+     * handle stops the loop from sleeping on them. */
+    if (!h->held) (void)uv_idle_stop(&h->idle); /* stopping never fails */
 }
 
 /* ---- the handler ---- */
@@ -740,7 +752,7 @@ static int start_handles(fl_http *h)
     const union MHD_DaemonInfo *di =
         MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_EPOLL_FD);
     if (!di) return -EINVAL;
-    h->poll.data = h->timer.data = h->check.data = h->tick.data = h;
+    h->poll.data = h->timer.data = h->check.data = h->tick.data = h->idle.data = h;
     int rc = uv_poll_init(h->loop, &h->poll, di->epoll_fd);
     if (rc) return rc;
     h->handles_open++;
@@ -749,6 +761,8 @@ static int start_handles(fl_http *h)
     if ((rc = uv_check_init(h->loop, &h->check)) != 0) return rc;
     h->handles_open++;
     if ((rc = uv_timer_init(h->loop, &h->tick)) != 0) return rc;
+    h->handles_open++;
+    if ((rc = uv_idle_init(h->loop, &h->idle)) != 0) return rc;
     h->handles_open++;
     if ((rc = uv_poll_start(&h->poll, UV_READABLE, poll_cb)) != 0 ||
         (rc = uv_check_start(&h->check, check_cb)) != 0 ||
@@ -845,8 +859,9 @@ void fl_http_stop(struct fl_http *h)
         http_free(h);
         return;
     }
-    uv_handle_t *hs[4] = {(uv_handle_t *)&h->poll, (uv_handle_t *)&h->timer,
-                          (uv_handle_t *)&h->check, (uv_handle_t *)&h->tick};
+    uv_handle_t *hs[5] = {(uv_handle_t *)&h->poll, (uv_handle_t *)&h->timer,
+                          (uv_handle_t *)&h->check, (uv_handle_t *)&h->tick,
+                          (uv_handle_t *)&h->idle};
     int open = h->handles_open;
     for (int i = 0; i < open; i++) uv_close(hs[i], handle_closed);
 }
