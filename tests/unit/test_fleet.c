@@ -460,6 +460,113 @@ static void test_cell_names(void **state)
     fl_fleet_free(f);
 }
 
+/* Demand: trip starts by the cell they started in, within a window, at
+ * every level; restored trips count from the first point of their path. */
+typedef struct demand_seen {
+    char cells[16][FL_CELL_MAX_LEVEL + 1];
+    uint32_t starts[16];
+    int n;
+} demand_seen;
+
+static int note_demand(void *ud, uint64_t cell, int level, uint32_t starts)
+{
+    demand_seen *d = ud;
+    assert_true(d->n < 16);
+    fl_cell_name(cell, level, d->cells[d->n]);
+    d->starts[d->n++] = starts;
+    return 0;
+}
+
+static uint32_t demand_of(demand_seen *d, const char *cell)
+{
+    for (int i = 0; i < d->n; i++)
+        if (!strcmp(d->cells[i], cell)) return d->starts[i];
+    return 0;
+}
+
+static void test_demand_cells(void **state)
+{
+    (void)state;
+    fl_fleet *f = new_fleet();
+    const fl_trip *t;
+    /* Two starts in Times Square (dr5ru7), one in Chicago (dp3wjz), one
+     * an hour earlier in Times Square. */
+    assert_int_equal(ping(f, "a", -73.9855, 40.7580, T0, -1), 0);
+    assert_int_equal(ping(f, "b", -73.9856, 40.7581, T0, -1), 0);
+    assert_int_equal(ping(f, "c", -87.6298, 41.8781, T0, -1), 0);
+    assert_int_equal(fl_fleet_trip_start(f, "a", 1, NULL, 0, T0 - 3600000, T0, &t), 0);
+    assert_int_equal(fl_fleet_trip_end(f, "a", 1, T0, FL_TRIP_ENDED, &t), 0);
+    assert_int_equal(fl_fleet_trip_start(f, "a", 1, NULL, 0, T0, T0, &t), 0);
+    assert_int_equal(fl_fleet_trip_start(f, "b", 1, NULL, 0, T0, T0, &t), 0);
+    assert_int_equal(fl_fleet_trip_start(f, "c", 1, NULL, 0, T0, T0, &t), 0);
+    demand_seen d = {0};
+    assert_int_equal(fl_fleet_demand_cells(f, 6, NULL, T0 - 60000, note_demand, &d), 0);
+    assert_int_equal(d.n, 2);
+    assert_int_equal(demand_of(&d, "dr5ru7"), 2);
+    assert_int_equal(demand_of(&d, "dp3wjz"), 1);
+    memset(&d, 0, sizeof(d));
+    assert_int_equal(fl_fleet_demand_cells(f, 4, NULL, 0, note_demand, &d), 0);
+    assert_int_equal(demand_of(&d, "dr5r"), 3);
+    memset(&d, 0, sizeof(d));
+    double nyc[4] = {-75, 40, -73, 41};
+    assert_int_equal(fl_fleet_demand_cells(f, 6, nyc, 0, note_demand, &d), 0);
+    assert_int_equal(d.n, 1);
+    assert_int_equal(demand_of(&d, "dr5ru7"), 3);
+    assert_int_equal(fl_fleet_demand_cells(f, 3, NULL, 0, note_demand, &d), -EINVAL);
+    assert_int_equal(fl_fleet_demand_cells(f, 8, NULL, 0, note_demand, &d), -EINVAL);
+    /* A restored finished trip counts at its path's first point. */
+    fl_fleet *g = new_fleet();
+    const fl_trip *done = fl_fleet_trips_of(f, "a", 1);
+    assert_non_null(done);
+    assert_int_equal(fl_fleet_restore_trip(g, "a", 1, done), 0);
+    memset(&d, 0, sizeof(d));
+    assert_int_equal(fl_fleet_demand_cells(g, 6, NULL, 0, note_demand, &d), 0);
+    assert_int_equal(d.n, 1);
+    assert_int_equal(demand_of(&d, "dr5ru7"), 1);
+    fl_fleet_free(g);
+    fl_fleet_clear(f);
+    memset(&d, 0, sizeof(d));
+    assert_int_equal(fl_fleet_demand_cells(f, 6, NULL, 0, note_demand, &d), 0);
+    assert_int_equal(d.n, 0);
+    fl_fleet_free(f);
+}
+
+/* Paging by (key, id) visits every vehicle once, in index order, and
+ * survives a vehicle moving between pages. */
+static int page_collect(void *ud, const fl_vehicle *v, uint64_t key)
+{
+    (void)key;
+    int *seen = ud;
+    int k = atoi(v->id + 1);
+    seen[k]++;
+    seen[1000] = k;
+    return ++seen[1001] % 7 == 0;
+}
+
+static void test_paging_cursor(void **state)
+{
+    (void)state;
+    fl_fleet *f = new_fleet();
+    char id[16];
+    for (int i = 0; i < 500; i++) {
+        snprintf(id, sizeof(id), "v%d", i);
+        assert_int_equal(ping(f, id, -74 + rnd(), 40 + rnd(), T0, -1), 0);
+    }
+    int seen[1002] = {0};
+    uint64_t key = 0;
+    const char *last = NULL;
+    char lastbuf[16];
+    while (fl_fleet_each_vehicle_after(f, key, last, last ? strlen(last) : 0,
+                                       page_collect, seen)) {
+        snprintf(lastbuf, sizeof(lastbuf), "v%d", seen[1000]);
+        const fl_vehicle *v = fl_fleet_vehicle(f, lastbuf, strlen(lastbuf));
+        key = fl_fleet_vehicle_key(f, v);
+        last = lastbuf;
+    }
+    for (int i = 0; i < 500; i++) assert_int_equal(seen[i], 1);
+    fl_fleet_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -474,6 +581,8 @@ int main(void)
         cmocka_unit_test(test_within_brute_force),
         cmocka_unit_test(test_supply_counts),
         cmocka_unit_test(test_cell_names),
+        cmocka_unit_test(test_demand_cells),
+        cmocka_unit_test(test_paging_cursor),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
