@@ -14,7 +14,8 @@
  *   can bind port 0 and ask which port it got.
  * - Limits: connections (global and per IP), idle timeout and memory per
  *   connection are libmicrohttpd's; request bodies are capped here by
- *   route (1 MiB for JSON, 32 MiB for an NDJSON batch), refused with 413
+ *   route (1 MiB for JSON, 32 MiB for an NDJSON batch, 1 KiB for methods
+ *   that take none), refused with 413
  *   from the declared length before a byte is read, or as soon as a
  *   chunked body passes the cap.
  * - Durability: an answer that reports a change waits until the change's
@@ -64,6 +65,7 @@
 #define FL_HTTP_MAX_PER_IP 512u
 #define FL_HTTP_TIMEOUT_S 10u
 #define FL_HTTP_CONN_MEMORY ((size_t)32 * 1024)
+#define FL_HTTP_OTHER_BODY ((size_t)1024) /* GET, DELETE, ... */
 #define SSE_MAX_BUFFER ((size_t)1 << 20)
 #define SSE_KEEPALIVE_MS 15000
 #define CT_PROM "text/plain; version=0.0.4; charset=utf-8"
@@ -571,15 +573,25 @@ static enum MHD_Result refuse_body(http_req *q)
     return send_problem(q, 413, k > 0 ? detail : "request body too large");
 }
 
-static http_req *new_req(fl_http *h, struct MHD_Connection *c, const char *url)
+/* Bodies only mean something to PUT and POST; other methods get a token
+ * allowance, so a GET cannot make the server buffer a megabyte. */
+static size_t body_limit(const char *method, const char *url)
+{
+    if (strcmp(method, "PUT") != 0 && strcmp(method, "POST") != 0)
+        return FL_HTTP_OTHER_BODY;
+    return strcmp(url, "/v1/positions") == 0 ? FL_API_MAX_NDJSON_BODY
+                                             : FL_API_MAX_JSON_BODY;
+}
+
+static http_req *new_req(fl_http *h, struct MHD_Connection *c,
+                         const char *method, const char *url)
 {
     http_req *q = fl_xcalloc(1, sizeof(*q));
     q->h = h;
     q->conn = c;
     fl_buf_init(&q->body);
     fl_api_resp_init(&q->resp);
-    q->body_limit = strcmp(url, "/v1/positions") == 0 ? FL_API_MAX_NDJSON_BODY
-                                                      : FL_API_MAX_JSON_BODY;
+    q->body_limit = body_limit(method, url);
     return q;
 }
 
@@ -598,7 +610,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
     fl_http *h = cls;
     http_req *q = *req_cls;
     if (!q) {
-        q = *req_cls = new_req(h, c, url);
+        q = *req_cls = new_req(h, c, method, url);
         if (declared_too_large(header(c, MHD_HTTP_HEADER_CONTENT_LENGTH),
                                q->body_limit))
             return refuse_body(q);
