@@ -708,7 +708,9 @@ static void compact_row(fl_buf *b, const fl_vehicle *v)
     fl_json_fixed(b, v->lon, 6);
     fl_buf_append_str(b, ",");
     fl_json_fixed(b, v->lat, 6);
-    fl_buf_printf(b, ",\"%s\",", fl_vstatus_name(v->status));
+    fl_buf_append_str(b, ",\"");
+    fl_buf_append_str(b, fl_vstatus_name(v->status));
+    fl_buf_append_str(b, "\",");
     float_or_null(b, fl_vehicle_heading(v), 0);
     fl_buf_append_str(b, ",");
     if (v->trip) fl_json_str(b, v->trip->id, v->trip->id_len);
