@@ -129,12 +129,22 @@ typedef struct fl_persist {
     fl_buf scratch;            /* encoding buffer for records */
 } fl_persist;
 
+/* The HTTP edge's counters (written on the loop, read by /metrics). */
+typedef struct fl_http_stats {
+    uint64_t answers[6];       /* by status class: [2] = 2xx ... [5] = 5xx */
+    uint64_t sse_events;       /* events queued to streams */
+    uint64_t sse_dropped;      /* events dropped for a full stream buffer */
+    uint64_t sse_streams;      /* open now */
+    fl_hist latency;           /* request in -> answer queued, nanoseconds */
+} fl_http_stats;
+
 typedef struct fl_server {
     fl_config cfg;
     struct fl_db *db;
     struct fl_fleet *fleet;
     fl_persist persist;
     fl_server_stats stats;
+    fl_http_stats http;
     fl_cmd_stats *cmd_stats;   /* one per fl_commands entry, same order */
     fl_server_hooks hooks;
     uint64_t start_ms;

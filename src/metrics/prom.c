@@ -403,6 +403,25 @@ static void render_commands(const fl_server *s, fl_buf *out)
     free(rows);
 }
 
+static void render_http(const fl_http_stats *h, fl_buf *out)
+{
+    static const char *const cls[] = {"", "1xx", "2xx", "3xx", "4xx", "5xx"};
+    family(out, "fleetd_http_requests_total", "counter",
+           "HTTP requests answered, by status class.");
+    for (int i = 1; i <= 5; i++)
+        labelled(out, "fleetd_http_requests_total", "code", cls[i], load64(&h->answers[i]));
+    render_histogram(out, "fleetd_http_request_duration_seconds",
+                     "HTTP request received to answer queued, log wait included.",
+                     &h->latency);
+    gauge(out, "fleetd_sse_streams", "Server-Sent Event streams open.",
+          load64(&h->sse_streams));
+    single(out, "fleetd_sse_events_total", "counter",
+           "Events queued to Server-Sent Event streams.", load64(&h->sse_events));
+    single(out, "fleetd_sse_dropped_events_total", "counter",
+           "Events dropped because a stream's reader fell 1 MiB behind.",
+           load64(&h->sse_dropped));
+}
+
 void fl_prom_render(const fl_server *s, uint64_t now_ms, fl_buf *out)
 {
     render_process(s, now_ms, out);
@@ -414,5 +433,6 @@ void fl_prom_render(const fl_server *s, uint64_t now_ms, fl_buf *out)
     render_histogram(out, "fleetd_log_write_duration_seconds",
                      "write() time of one loop turn's log records.",
                      &s->persist.write_latency);
+    render_http(&s->http, out);
     render_commands(s, out);
 }

@@ -100,6 +100,7 @@ struct fl_http {
 
 struct http_req {
     fl_http *h;
+    uint64_t start_ns;         /* when its headers were in */
     struct MHD_Connection *conn;
     fl_buf body;
     size_t body_limit;
@@ -175,9 +176,18 @@ static enum MHD_Result send_body(struct MHD_Connection *c, unsigned status,
     return rc;
 }
 
+/* Counts an answer by class and records the request's latency. */
+static void note_answer(http_req *q, unsigned status)
+{
+    fl_http_stats *st = &q->h->srv->http;
+    if (status >= 100 && status < 600) FL_STAT_INC(st->answers[status / 100]);
+    fl_hist_record(&st->latency, uv_hrtime() - q->start_ns);
+}
+
 static enum MHD_Result send_resp(http_req *q)
 {
     fl_api_resp *r = &q->resp;
+    note_answer(q, r->status);
     return send_body(q->conn, r->status, r->ctype, &r->body, r->allow);
 }
 
@@ -247,6 +257,7 @@ static enum MHD_Result serve_static(http_req *q, const char *url)
             MHD_YES)
         rc = MHD_queue_response(q->conn, MHD_HTTP_OK, r);
     MHD_destroy_response(r);
+    note_answer(q, MHD_HTTP_OK);
     return rc;
 }
 
@@ -293,8 +304,10 @@ static void sse_push(sse_sub *s, const char *p, size_t n)
 {
     if (s->out.len + n > SSE_MAX_BUFFER) {
         s->dropped++;
+        FL_STAT_INC(s->h->srv->http.sse_dropped);
         return;
     }
+    FL_STAT_INC(s->h->srv->http.sse_events);
     fl_buf_append(&s->out, p, n);
     sse_wake(s);
 }
@@ -323,6 +336,7 @@ static void sse_free(void *cls)
     else h->subs = s->next;
     if (s->next) s->next->prev = s->prev;
     h->nsubs--;
+    FL_STAT_ADD(h->srv->http.sse_streams, (uint64_t)-1);
     subs_update_mask(h);
     fl_buf_free(&s->out);
     free(s);
@@ -356,6 +370,8 @@ static enum MHD_Result start_stream(http_req *q)
         MHD_add_response_header(r, "X-Accel-Buffering", "no") == MHD_YES)
         rc = MHD_queue_response(q->conn, MHD_HTTP_OK, r);
     MHD_destroy_response(r); /* sse_free runs when the stream ends */
+    note_answer(q, MHD_HTTP_OK);
+    FL_STAT_INC(h->srv->http.sse_streams);
     return rc;
 }
 
@@ -592,6 +608,7 @@ static http_req *new_req(fl_http *h, struct MHD_Connection *c,
     fl_buf_init(&q->body);
     fl_api_resp_init(&q->resp);
     q->body_limit = body_limit(method, url);
+    q->start_ns = uv_hrtime();
     return q;
 }
 
