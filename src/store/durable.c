@@ -27,6 +27,7 @@
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/wait.h>
+#include <limits.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -48,6 +49,10 @@ struct fl_durable {
     uint64_t child_seq;
     int snapshot_wanted;
     int presynced;              /* the pre-rotation sync has been started */
+    uv_work_t prep_req;         /* creates the next segment off the loop */
+    int prep_inflight, prep_rc;
+    uint64_t prep_seq, prepared_seq;
+    char prep_dir[PATH_MAX], prep_err[256];
     uint64_t retry_ms;          /* no automatic snapshot before this */
     int finishing;              /* a finished snapshot is being filed */
     int stopping, tick_closed;
@@ -388,10 +393,61 @@ static int child_write(const fl_server *s, uint64_t seq)
     return rc;
 }
 
+static void prepare_work(uv_work_t *req)
+{
+    fl_durable *d = req->data;
+    d->prep_rc = fl_wal_prepare(d->prep_dir, d->prep_seq, d->prep_err,
+                                sizeof(d->prep_err));
+}
+
+static void prepare_done(uv_work_t *req, int status)
+{
+    fl_durable *d = req->data;
+    d->prep_inflight = 0;
+    if (d->stopping) {
+        maybe_free(d);
+        return;
+    }
+    /* On failure too: the rotation then creates the file itself and
+     * reports its own error, rather than this retrying every tick. */
+    d->prepared_seq = d->prep_seq;
+    if (status != 0 || d->prep_rc != 0)
+        fprintf(stderr, "fleetd: preparing the next log segment failed: %s; "
+                "the rotation will create it\n", d->prep_err);
+}
+
+/* Creating the next segment costs two fsyncs (file and directory): done
+ * on the thread pool before a snapshot, rotation on the loop only opens
+ * it. Returns 1 while the preparation runs. */
+static int prepare_next_segment(fl_durable *d)
+{
+    fl_persist *p = &d->s->persist;
+    uint64_t next = fl_wal_seq(p->wal) + 1;
+    if (d->prepared_seq == next) return 0;
+    if (d->prep_inflight) return 1;
+    const char *dir = fl_wal_dir(p->wal);
+    if (strlen(dir) >= sizeof(d->prep_dir)) return 0;
+    memcpy(d->prep_dir, dir, strlen(dir) + 1);
+    d->prep_seq = next;
+    d->prep_rc = -EIO;
+    snprintf(d->prep_err, sizeof(d->prep_err), "not run");
+    d->prep_req.data = d;
+    if (uv_queue_work(d->loop, &d->prep_req, prepare_work, prepare_done) != 0) {
+        d->prepared_seq = next; /* cannot queue: the rotation creates it */
+        return 0;
+    }
+    d->prep_inflight = 1;
+    return 1;
+}
+
 static int start_snapshot(fl_durable *d, char *err, size_t errlen)
 {
     fl_persist *p = &d->s->persist;
     if (d->child || d->finishing) return -EBUSY;
+    if (prepare_next_segment(d)) {
+        d->snapshot_wanted = 1; /* the tick starts it once the file is ready */
+        return 0;
+    }
     if (d->fsync_inflight) {
         d->snapshot_wanted = 1; /* the tick starts it once the sync is done */
         return 0;
@@ -607,7 +663,8 @@ int fl_durable_start(uv_loop_t *loop, fl_server *s, fl_durable **out,
 /* The store is freed once stopped and nothing in flight refers to it. */
 static void maybe_free(fl_durable *d)
 {
-    if (!d->stopping || !d->tick_closed || d->fsync_inflight || d->finishing)
+    if (!d->stopping || !d->tick_closed || d->fsync_inflight || d->finishing ||
+        d->prep_inflight)
         return;
     if (d->lock_fd >= 0) close(d->lock_fd);
     free(d);

@@ -404,6 +404,29 @@ int fl_wal_rotate(fl_wal *w, char *err, size_t errlen)
     return 0;
 }
 
+int fl_wal_prepare(const char *dir, uint64_t seq, char *err, size_t errlen)
+{
+    char path[PATH_MAX];
+    int rc = fl_store_path(path, sizeof(path), dir, "log", seq, 0);
+    if (rc) return set_err(err, errlen, rc, "path too long in %s", dir);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        uint64_t size;
+        rc = check_segment(fd, path, 1, &size, err, errlen);
+        (void)close(fd); /* read only */
+        if (rc <= 0) return rc; /* usable as it is, or unusable */
+    } else if (errno != ENOENT) {
+        return sys_err(err, errlen, "open", path);
+    }
+    rc = create_segment(dir, seq, path, err, errlen);
+    return rc ? rc : sync_dir(dir, err, errlen);
+}
+
+const char *fl_wal_dir(const fl_wal *w)
+{
+    return w->dir;
+}
+
 int fl_wal_close(fl_wal *w)
 {
     if (!w) return 0;

@@ -112,6 +112,13 @@ int fl_wal_fd(const fl_wal *w);
  * (created as above; -EEXIST if log.<seq+1> already holds records) and
  * closes the old one. On failure w stays on its old segment, usable. */
 int fl_wal_rotate(fl_wal *w, char *err, size_t errlen);
+/* Creates segment seq of dir ahead of a rotation: header written, file
+ * and directory synced, so that the rotation (on the event loop) only
+ * opens it. Touches no fl_wal, so it may run on another thread. A valid
+ * empty segment already there is kept. 0, or a negative code with err. */
+int fl_wal_prepare(const char *dir, uint64_t seq, char *err, size_t errlen);
+/* The directory the log lives in (owned by w). */
+const char *fl_wal_dir(const fl_wal *w);
 
 /* Writes pending bytes, fdatasyncs, closes and frees w (always, even on
  * error). Returns 0 or the first -errno met: a nonzero result means the
