@@ -32,6 +32,7 @@
 #include "../fleet/fleet.h"
 #include "../geo/geohash.h"
 #include "../geo/polygon.h"
+#include "../geo/zindex.h"
 #include "../util/json.h"
 
 #define CT_JSON "application/json"
@@ -760,6 +761,53 @@ static int parse_cursor(const char *s, uint64_t *key, char *id, size_t *idlen)
     return 0;
 }
 
+typedef struct keyed_hit {
+    uint64_t key;
+    const fl_vehicle *v;
+} keyed_hit;
+
+static int keyed_cmp(const void *a, const void *b)
+{
+    const keyed_hit *x = a, *y = b;
+    return fl_zmember_cmp(x->key, x->v->id, x->v->id_len, y->key, y->v->id,
+                          y->v->id_len);
+}
+
+/* A page inside a box: the index's box search finds the candidates (a
+ * walk of the whole index would cost a scan of the fleet per page), then
+ * they are put in (key, id) order so the cursor means what it means
+ * without a box. Returns 1 when more follow, 0 when not, -1 on error. */
+static int page_boxed(page *pg, uint64_t key, const char *id, size_t idlen)
+{
+    fl_fleet_query q;
+    memset(&q, 0, sizeof(q));
+    memcpy(q.box, pg->bbox, sizeof(q.box));
+    q.is_box = 1;
+    q.status = pg->vf.status;
+    q.fleet = pg->vf.fleet;
+    q.fleet_len = pg->vf.fleet_len;
+    fl_fleet_hits hits;
+    memset(&hits, 0, sizeof(hits));
+    if (fl_fleet_search(pg->f, &q, &hits) != 0) {
+        fl_fleet_hits_free(&hits);
+        return -1;
+    }
+    keyed_hit *kh = fl_xmalloc((hits.n ? hits.n : 1) * sizeof(*kh));
+    for (size_t i = 0; i < hits.n; i++)
+        kh[i] = (keyed_hit){fl_fleet_vehicle_key(pg->f, hits.v[i].v), hits.v[i].v};
+    qsort(kh, hits.n, sizeof(*kh), keyed_cmp);
+    int more = 0;
+    for (size_t i = 0; i < hits.n && !more; i++) {
+        if (id && fl_zmember_cmp(kh[i].key, kh[i].v->id, kh[i].v->id_len, key,
+                                 id, idlen) <= 0)
+            continue;
+        more = page_add(pg, kh[i].v, kh[i].key);
+    }
+    free(kh);
+    fl_fleet_hits_free(&hits);
+    return more;
+}
+
 static void list_vehicles(route_ctx *rc)
 {
     const fl_api_req *req = rc->req;
@@ -801,8 +849,13 @@ static void list_vehicles(route_ctx *rc)
         fl_buf_append_str(pg.b, "{\"fields\":[\"id\",\"lon\",\"lat\",\"status\","
                                 "\"heading\",\"trip\"],\"vehicles\":[");
     else fl_buf_append_str(pg.b, "{\"vehicles\":[");
-    int more = fl_fleet_each_vehicle_after(pg.f, key, idlen ? id : NULL, idlen,
-                                           page_add, &pg);
+    int more = pg.bbox ? page_boxed(&pg, key, idlen ? id : NULL, idlen)
+                       : fl_fleet_each_vehicle_after(pg.f, key, idlen ? id : NULL,
+                                                     idlen, page_add, &pg);
+    if (more < 0) {
+        fl_api_problem(rc->resp, 503, "out of memory searching the box");
+        return;
+    }
     fl_buf_append_str(pg.b, "],\"next_cursor\":");
     if (more && pg.last) {
         fl_buf_printf(pg.b, "\"%llx.", (unsigned long long)pg.last_key);
