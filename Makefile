@@ -1,7 +1,7 @@
 # fleetd - plain GNU Makefile (Redis' src/Makefile style).
-#   make            build build/fleetd
+#   make            build build/fleetd and build/fleet-replay (the demo fleet)
 #   make test       set up missing packages, build, run the whole suite
-#   make demo       set up, build, start fleetd and load real tracks
+#   make demo       set up, build, start fleetd and the demo fleet (fleet-replay)
 #   make bench      benchmarks against a real redis-server (bench/README.md)
 #   make fuzz       build the libFuzzer targets
 #   SANITIZER=address|undefined|address,undefined builds an instrumented tree
@@ -29,7 +29,7 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 .PHONY: all test demo demo-stop bench fuzz clean setup unit integration
-all: $(BUILD)/fleetd
+all: $(BUILD)/fleetd $(BUILD)/fleet-replay
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -44,6 +44,13 @@ $(BUILD)/libfleetd.a: $(LIB_OBJ)
 
 $(BUILD)/fleetd: $(BUILD)/obj/src/main.o $(BUILD)/libfleetd.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# The demo fleet driver (tools/replay/): a RESP client of fleetd, so it
+# links hiredis and nothing of the server.
+REPLAY_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard tools/replay/*.c))
+$(REPLAY_OBJ): CFLAGS += $(shell pkg-config --cflags hiredis 2>/dev/null)
+$(BUILD)/fleet-replay: $(REPLAY_OBJ)
+	$(CC) $(LDFLAGS) -o $@ $^ $(shell pkg-config --libs hiredis 2>/dev/null) -lm
 
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libfleetd.a
 	@mkdir -p $(dir $@)

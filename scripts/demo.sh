@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# demo.sh - builds fleetd, starts it with its data directory under
-# build/demo, and replays the real vessel and car tracks into it so the
-# newcomer sees live vehicles at once. `make demo-stop` stops both.
+# demo.sh - builds fleetd and the demo fleet driver, starts fleetd with its
+# data directory under build/demo, and starts build/fleet-replay in the
+# background: 10,000 vehicles (VEHICLES=...) replayed at 10x from the real
+# taxi trips, vessel and car tracks in ../shared/data, so the newcomer sees
+# a moving fleet with trips at once. `make demo-stop` stops both.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 make -s -j2 all
 PORT=${PORT:-7878}
 HTTP_PORT=${HTTP_PORT:-7879}
+VEHICLES=${VEHICLES:-10000}
 mkdir -p build/demo
 if [ -f build/demo/fleetd.pid ] && kill -0 "$(cat build/demo/fleetd.pid)" 2>/dev/null; then
     echo "demo: already running (pid $(cat build/demo/fleetd.pid)); make demo-stop first"
@@ -19,31 +22,42 @@ for _ in $(seq 50); do
     redis-cli -p "$PORT" PING >/dev/null 2>&1 && break
     sleep 0.1
 done
-if [ ! -d ../shared/data/tracks ]; then
-    echo "demo: ../shared/data/tracks is absent; fleetd runs with an empty fleet"
+if [ ! -d ../shared/data ]; then
+    echo "demo: ../shared/data is absent; fleetd runs with an empty fleet"
 else
-    python3 scripts/replay_tracks.py --port "$PORT" --once >/dev/null
-    # The replay compresses time 10x, so vessels seem 10x faster than they
-    # are: raise the plausibility limit accordingly.
-    redis-cli -p "$PORT" CONFIG SET max-speed-kmh 5000 >/dev/null
-    nohup python3 scripts/replay_tracks.py --port "$PORT" --speed 10 \
+    nohup build/fleet-replay --port "$PORT" --vehicles "$VEHICLES" \
         >build/demo/replay.log 2>&1 &
     echo $! > build/demo/replay.pid
+    sleep 1
+    if ! kill -0 "$(cat build/demo/replay.pid)" 2>/dev/null; then
+        echo "demo: fleet-replay stopped at once; its log (build/demo/replay.log):"
+        tail -5 build/demo/replay.log
+    fi
 fi
-head -1 build/demo/fleetd.log
+grep -m1 " ready: " build/demo/fleetd.log || head -1 build/demo/fleetd.log
+if curl -sf -o /dev/null "http://127.0.0.1:$HTTP_PORT/"; then
+    DASHBOARD="Open the dashboard: http://127.0.0.1:$HTTP_PORT/"
+else
+    DASHBOARD="The dashboard will be at http://127.0.0.1:$HTTP_PORT/ (it lands with the HTTP issue)."
+fi
 cat <<MSG
 
 fleetd demo is running (log: build/demo/fleetd.log).
-Live vehicles (295 AIS vessels in New York harbour, one car in Munich) are
-replayed at 10x as vehicles with trips, and into the geo key fleet:live. Try:
+$VEHICLES vehicles replay real data at 10x: NYC and Chicago taxis with their
+trips, AIS vessels in New York harbour, a car in Munich (build/fleet-replay,
+one progress line a second in build/demo/replay.log).
 
-  redis-cli -p $PORT VEHICLE.COUNT FLEET harbor
-  redis-cli -p $PORT VEHICLE.NEARBY -74.03 40.65 3 km COUNT 5 WITHDIST
-  redis-cli -p $PORT VEHICLE.GET car:munich-1
-  redis-cli -p $PORT TRIP.LIST car:munich-1
-  redis-cli -p $PORT AREA.SUPPLY 5
-  redis-cli -p $PORT GEOSEARCH fleet:live FROMLONLAT -74.03 40.65 BYRADIUS 3 km ASC COUNT 5 WITHDIST
+$DASHBOARD
+Or ask fleetd directly:
+
+  redis-cli -p $PORT VEHICLE.COUNT FLEET nyc-taxi
+  redis-cli -p $PORT VEHICLE.NEARBY -73.985 40.758 1 km COUNT 5 STATUS available WITHDIST
+  redis-cli -p $PORT VEHICLE.GET nyc-000001
+  redis-cli -p $PORT TRIP.LIST nyc-000001
+  redis-cli -p $PORT AREA.SUPPLY 5 BOX -74.02 40.70 -73.93 40.80
+  redis-cli -p $PORT INFO fleet
   curl -s localhost:$HTTP_PORT/metrics | grep fleetd_commands_total
+  tail -f build/demo/replay.log
 
 Stop it with: make demo-stop
 MSG
