@@ -28,7 +28,7 @@ LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all test demo demo-stop bench fuzz clean setup unit integration
+.PHONY: all test demo demo-stop bench fuzz clean setup unit integration web
 all: $(BUILD)/fleetd $(BUILD)/fleet-replay
 
 $(BUILD)/obj/%.o: %.c
@@ -74,15 +74,30 @@ unit: $(UNIT_BIN) $(BUILD)/tests/test_zindex_faults $(BUILD)/tests/test_log_faul
 setup:
 	@sh scripts/setup.sh
 
-test: setup
+test: setup web
 	@bash scripts/run-tests.sh
 
-demo: setup
+demo: setup web
 	@bash scripts/demo.sh
 
 demo-stop:
 	@for p in build/demo/replay.pid build/demo/fleetd.pid; do \
 	    [ -f $$p ] && kill $$(cat $$p) 2>/dev/null; rm -f $$p; done; echo "demo stopped"
+
+# The dashboard (web/, bundled into build/web by esbuild). Not part of `all`:
+# the C build needs no npm. Rebuilt only when the lock file, the sources or
+# the build script change; npm ci runs only when the lock file does.
+WEB_OUT := build/web
+WEB_SRC := $(wildcard web/src/*) web/build.mjs
+web: $(WEB_OUT)/.stamp
+
+web/node_modules/.package-lock.json: web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund
+	@touch $@
+
+$(WEB_OUT)/.stamp: web/node_modules/.package-lock.json $(WEB_SRC)
+	cd web && npm run build
+	@touch $@
 
 bench: setup
 	@bash bench/run.sh

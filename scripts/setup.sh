@@ -4,11 +4,16 @@
 set -e
 PKGS="gcc make pkg-config clang libclang-rt-14-dev llvm libuv1-dev
 libmicrohttpd-dev libyaml-dev libxxhash-dev libjansson-dev libcmocka-dev libhiredis-dev
-redis-server redis-tools prometheus curl python3 procps"
+redis-server redis-tools prometheus curl python3 procps chromium"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
+# The dashboard's build (web/) needs nodejs and npm. Checked by command, not
+# by package: NodeSource's nodejs carries npm and conflicts with Debian's npm
+# package, so a machine with either kind of install has all it needs.
+command -v node >/dev/null 2>&1 || missing="$missing nodejs"
+command -v npm >/dev/null 2>&1 || missing="$missing npm"
 [ -z "$missing" ] && exit 0
 echo "setup: installing$missing"
 SUDO=""
