@@ -831,6 +831,7 @@ int fl_http_start(struct fl_http **out, uv_loop_t *loop, fl_server *srv,
     h->prev_ms = uv_now(loop);
     /* Replayed commands are counted too: start the rate after them. */
     h->prev_calls = srv->cmd_stats[h->update_cmd].calls;
+    h->api.stats.ts_ms = wall_us() / 1000; /* before the first sample too */
     fl_hist_snapshot(&srv->cmd_stats[h->update_cmd].latency, &h->prev_hist);
     h->daemon = start_daemon(h, fd);
     if (!h->daemon) {
