@@ -28,7 +28,7 @@ LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all test demo demo-stop bench fuzz clean setup unit integration web
+.PHONY: all test demo demo-stop bench fuzz clean setup unit integration web api-deps
 all: $(BUILD)/fleetd $(BUILD)/fleet-replay
 
 $(BUILD)/obj/%.o: %.c
@@ -74,7 +74,7 @@ unit: $(UNIT_BIN) $(BUILD)/tests/test_zindex_faults $(BUILD)/tests/test_log_faul
 setup:
 	@sh scripts/setup.sh
 
-test: setup web
+test: setup web api-deps
 	@bash scripts/run-tests.sh
 
 demo: setup web
@@ -98,6 +98,13 @@ web/node_modules/.package-lock.json: web/package.json web/package-lock.json
 $(WEB_OUT)/.stamp: web/node_modules/.package-lock.json $(WEB_SRC)
 	cd web && npm run build
 	@touch $@
+
+# The OpenAPI validator of tests/api (npm): installed when node_modules is
+# missing or older than the lock file.
+api-deps:
+	@if [ ! -d tests/api/node_modules ] || \
+	    [ tests/api/package-lock.json -nt tests/api/node_modules ]; then \
+	    cd tests/api && npm ci --no-audit --no-fund && touch node_modules; fi
 
 bench: setup
 	@bash bench/run.sh

@@ -61,6 +61,7 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 step "unit tests (ASan+UBSan)" run_units build/san
 step "integration (ASan+UBSan fleetd)" integration build/san/fleetd
 step "integration" integration build/fleetd
+step "api (openapi)" bash tests/api/run.sh
 step "browser (chromium)" bash tests/browser/run.sh
 if [ "${SKIP_FUZZ:-0}" != 1 ]; then
     step "fuzz (${FUZZ_SECONDS}s per target)" bash tests/fuzz/run.sh "$FUZZ_SECONDS"

@@ -73,6 +73,7 @@ if ! curl -sS --max-time 10 -o "$tmp/served.json" "http://127.0.0.1:$H/openapi.j
 elif ! cmp -s "$tmp/served.json" "$DOC"; then
     echo "FAIL api: GET /openapi.json ($(wc -c <"$tmp/served.json") bytes) differs from $DOC ($(wc -c <"$DOC") bytes):"
     cmp "$tmp/served.json" "$DOC" | sed 's/^/    /'
+    echo "    (the document is embedded at build time: is $FLEETD older than $DOC? make)"
     rc=1
 fi
 
