@@ -147,11 +147,18 @@ static void run_daemon(fl_http *h);
 
 /* ---- responses ---- */
 
+/* Content-Type (none for an empty 204), no caching, and Allow (405) or
+ * WWW-Authenticate (401) when the answer calls for them. */
 static int add_headers(struct MHD_Response *r, const char *ctype,
-                       const char *allow)
+                       const char *allow, unsigned status)
 {
-    return MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype) ==
-               MHD_YES &&
+    if (status == 401 &&
+        MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                                "Bearer realm=\"fleetd\"") != MHD_YES)
+        return 0;
+    return (status == 204 || !ctype ||
+            MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype) ==
+                MHD_YES) &&
            MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL,
                                    "no-store") == MHD_YES &&
            (!allow ||
@@ -171,7 +178,7 @@ static enum MHD_Result send_body(struct MHD_Connection *c, unsigned status,
     }
     fl_buf_init(body); /* the response frees the bytes now */
     enum MHD_Result rc = MHD_NO;
-    if (add_headers(r, ctype, allow)) rc = MHD_queue_response(c, status, r);
+    if (add_headers(r, ctype, allow, status)) rc = MHD_queue_response(c, status, r);
     MHD_destroy_response(r); /* drops our reference; the queue keeps one */
     return rc;
 }
@@ -366,7 +373,7 @@ static enum MHD_Result start_stream(http_req *q)
     h->nsubs++;
     subs_update_mask(h);
     enum MHD_Result rc = MHD_NO;
-    if (add_headers(r, "text/event-stream", NULL) &&
+    if (add_headers(r, "text/event-stream", NULL, MHD_HTTP_OK) &&
         MHD_add_response_header(r, "X-Accel-Buffering", "no") == MHD_YES)
         rc = MHD_queue_response(q->conn, MHD_HTTP_OK, r);
     MHD_destroy_response(r); /* sse_free runs when the stream ends */
