@@ -15,9 +15,10 @@
  * - Limits: connections (global and per IP), idle timeout and memory per
  *   connection are libmicrohttpd's; request bodies are capped here by
  *   route (1 MiB for JSON, 32 MiB for an NDJSON batch, 1 KiB for methods
- *   that take none), refused with 413
- *   from the declared length before a byte is read, or as soon as a
- *   chunked body passes the cap.
+ *   that take none), refused with 413 from the declared length before
+ *   a byte is read; a chunked body that passes the cap is dropped as it
+ *   arrives and answered 413 at its end (libmicrohttpd cannot answer
+ *   mid-upload), or cut off after 64 MiB.
  * - Durability: an answer that reports a change waits until the change's
  *   log record is as durable as --fsync demands, like a RESP reply. The
  *   request is suspended (MHD_suspend_connection) and resumed from the
@@ -66,6 +67,7 @@
 #define FL_HTTP_TIMEOUT_S 10u
 #define FL_HTTP_CONN_MEMORY ((size_t)32 * 1024)
 #define FL_HTTP_OTHER_BODY ((size_t)1024) /* GET, DELETE, ... */
+#define FL_HTTP_DRAIN_MAX ((uint64_t)64 << 20) /* dropped before closing */
 #define SSE_MAX_BUFFER ((size_t)1 << 20)
 #define SSE_KEEPALIVE_MS 15000
 #define CT_PROM "text/plain; version=0.0.4; charset=utf-8"
@@ -105,6 +107,8 @@ struct http_req {
     fl_buf body;
     size_t body_limit;
     int refused;               /* a 413 was queued */
+    int too_large;             /* the body passed the cap: dropping it */
+    uint64_t drained;          /* bytes dropped */
     int ready;                 /* resp is computed, waiting for the log */
     uint64_t wal_need;
     fl_api_resp resp;
@@ -641,13 +645,26 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
         return MHD_YES;
     }
     if (*upload_size != 0) {
-        if (!q->refused && q->body.len + *upload_size > q->body_limit) {
-            *upload_size = 0;
-            return refuse_body(q);
+        /* libmicrohttpd cannot answer in the middle of an upload: a body
+         * (chunked, so of unknown length) that passes the cap is read and
+         * dropped, and answered 413 at its end; past FL_HTTP_DRAIN_MAX
+         * dropped bytes the connection is closed instead. */
+        if (!q->too_large && q->body.len + *upload_size > q->body_limit) {
+            q->too_large = 1;
+            fl_buf_free(&q->body);
         }
-        if (!q->refused) fl_buf_append(&q->body, upload_data, *upload_size);
+        if (q->too_large) {
+            q->drained += *upload_size;
+            *upload_size = 0;
+            return q->drained > FL_HTTP_DRAIN_MAX ? MHD_NO : MHD_YES;
+        }
+        fl_buf_append(&q->body, upload_data, *upload_size);
         *upload_size = 0;
         return MHD_YES;
+    }
+    if (q->too_large) {
+        q->too_large = 0;
+        return refuse_body(q);
     }
     if (q->refused) return MHD_YES;
     if (q->ready) return send_resp(q);
@@ -666,6 +683,37 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
     fl_api_resp_free(&q->resp);
     free(q);
     *req_cls = NULL;
+}
+
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/* Percent-decoding of the path and query, in place, as libmicrohttpd's
+ * own except that %00 stays as it is: a NUL would cut the C string the
+ * router and the handlers see, so "/v1/vehicles/a%00b" would address
+ * vehicle "a". */
+static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+    (void)cls;
+    (void)c;
+    char *w = s;
+    for (const char *r = s; *r;) {
+        int hi = r[0] == '%' ? hex_value(r[1]) : -1;
+        int lo = hi >= 0 ? hex_value(r[2]) : -1;
+        if (lo >= 0 && (hi | lo) != 0) {
+            *w++ = (char)(hi << 4 | lo);
+            r += 3;
+        } else {
+            *w++ = *r++;
+        }
+    }
+    *w = '\0';
+    return (size_t)(w - s);
 }
 
 static void on_log(void *cls, const char *fmt, va_list ap)
@@ -776,6 +824,7 @@ static struct MHD_Daemon *start_daemon(fl_http *h, int fd)
         MHD_OPTION_EXTERNAL_LOGGER, on_log, (void *)NULL,
         MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, (void *)h,
+        MHD_OPTION_UNESCAPE_CALLBACK, unescape, (void *)NULL,
         MHD_OPTION_CONNECTION_LIMIT, FL_HTTP_MAX_CONNECTIONS,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, FL_HTTP_MAX_PER_IP,
         MHD_OPTION_CONNECTION_TIMEOUT, FL_HTTP_TIMEOUT_S,

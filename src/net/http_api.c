@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <jansson.h>
@@ -1387,16 +1388,16 @@ static void get_stats(route_ctx *rc)
 static int parse_types(const char *s, unsigned *out)
 {
     *out = 0;
-    while (*s) {
+    for (;;) {
         size_t n = strcspn(s, ",");
         if (n == 5 && !strncmp(s, "moves", 5)) *out |= FL_EV_MOVE;
         else if (n == 5 && !strncmp(s, "trips", 5))
             *out |= FL_EV_TRIP_STARTED | FL_EV_TRIP_ENDED;
         else if (n == 5 && !strncmp(s, "stats", 5)) *out |= FL_SSE_STATS;
-        else return -1;
-        s += n + (s[n] == ',');
+        else return -1; /* unknown or empty (",,", a trailing comma) */
+        if (!s[n]) return 0;
+        s += n + 1;
     }
-    return *out ? 0 : -1;
 }
 
 static void events(route_ctx *rc)
@@ -1540,7 +1541,7 @@ static int authorized(const fl_api *a, const fl_api_req *req)
     const char *pass = a->srv->cfg.requirepass;
     if (!pass[0]) return 1;
     const char *h = req->authorization;
-    return h && !strncmp(h, "Bearer ", 7) && !strcmp(h + 7, pass);
+    return h && !strncasecmp(h, "Bearer ", 7) && !strcmp(h + 7, pass);
 }
 
 /* Adds a method (and HEAD after GET) to an Allow list once. */
