@@ -281,7 +281,8 @@ static void render_gauges(const fl_gauges *shared, fl_buf *out)
     gauge(out, "fleetd_keys", "Keys in the keyspace.", g.keys);
     gauge(out, "fleetd_geo_members", "Members of all geo sets together.",
           g.geo_members);
-    gauge(out, "fleetd_memory_used_bytes", "Heap bytes in use.",
+    gauge(out, "fleetd_memory_used_bytes",
+          "Bytes of the keyspace and the fleet as fleetd accounts for them.",
           g.used_memory_bytes);
     gauge(out, "process_resident_memory_bytes", "Resident memory size in bytes.",
           g.rss_bytes);
