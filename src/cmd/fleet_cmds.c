@@ -174,7 +174,9 @@ FL_CMD(vehicle_update)
     /* A stale ping changed nothing; an implausible one changed counters
      * that decide the next relocation, so it is logged too. */
     if (outcome != FL_PING_STALE) log_with_ts(ctx, had_ts, p.ts_ms);
-    if (outcome == FL_PING_APPLIED || outcome == FL_PING_RELOCATED)
+    /* The lookup only when a stream listens for moves. */
+    if ((outcome == FL_PING_APPLIED || outcome == FL_PING_RELOCATED) &&
+        (ctx->server->hooks.event_mask & FL_EV_MOVE))
         fl_server_emit(ctx->server, FL_EV_MOVE,
                        fl_fleet_vehicle(ctx->server->fleet, ctx->argv[1],
                                         ctx->argvlen[1]), NULL);
