@@ -52,8 +52,14 @@ run() {
 compare() { # compare NAME ARGS...
     local name=$1; shift
     local f r fo ro
-    fo=$(for _ in $(seq "$RUNS"); do run "$FPORT" vupdate "$@"; done)
-    ro=$(for _ in $(seq "$RUNS"); do run "$RPORT" vgeoadd "$@"; done)
+    fo=""; ro=""
+    # Alternate the two servers, so a drift of the shared machine's speed
+    # during the runs lands on both.
+    for _ in $(seq "$RUNS"); do
+        fo+="$(run "$FPORT" vupdate "$@")"$'\n'
+        ro+="$(run "$RPORT" vgeoadd "$@")"$'\n'
+    done
+    fo=${fo%$'\n'}; ro=${ro%$'\n'}
     echo "$fo" | sed 's/^/  fleetd /'; echo "$ro" | sed 's/^/  redis  /'
     f=$(echo "$fo" | field ops_per_sec | median); r=$(echo "$ro" | field ops_per_sec | median)
     printf '%-40s fleetd %9.0f/s  redis GEOADD %9.0f/s  ratio %.2f\n' "$name" "$f" "$r" \
