@@ -24,6 +24,10 @@
 /* Candidates are drawn with Redis' larger radius constant; widen the
  * index radius so nothing inside the mean-radius circle is missed. */
 #define FL_RADIUS_WIDEN (FL_GEO_EARTH_RADIUS_M / FL_MEAN_EARTH_RADIUS_M)
+/* The index ranks on 52-bit geohash positions (within about 0.6 m of the
+ * exact ones): a vehicle it leaves out of the nearest n can be at most
+ * twice that closer than the farthest one it gave, exactly measured. */
+#define FL_RANK_SLACK_M 3.0
 #define FL_RELOCATE_AFTER 3
 
 static const char *const status_names[FL_VS_COUNT] = {"available", "busy",
@@ -488,10 +492,11 @@ static int hit_cmp(const void *a, const void *b)
 }
 
 /* One round of NEARBY asking the index for at most `want` candidates
- * (0: all). Returns the number of candidates the index gave. */
+ * (0: all). Returns the number of candidates the index gave; *farthest is
+ * the largest exact distance among them, filtered out or not. */
 static long long near_round(const fl_fleet *f, const fl_fleet_query *q,
                             const query_filter *qf, long long want,
-                            fl_fleet_hits *out)
+                            fl_fleet_hits *out, double *farthest)
 {
     fl_geo_query gq = {0};
     gq.shape.type = FL_GEO_CIRCLE;
@@ -503,12 +508,14 @@ static long long near_round(const fl_fleet *f, const fl_fleet_query *q,
     gq.sort = want ? FL_GEO_SORT_ASC : FL_GEO_SORT_NONE;
     if (fl_geoset_search(f->where, &gq, &out->scratch) != 0) abort();
     out->n = 0;
+    *farthest = 0;
     for (size_t i = 0; i < out->scratch.n; i++) {
         const fl_zmember *m = out->scratch.v[i].m;
         const fl_vehicle *v = fl_ptrmap_get(&f->vehicles, m->name, m->len);
-        if (!v || !filter_pass(qf, v)) continue;
+        if (!v) continue;
         double d = fl_fleet_distance_m(q->lon, q->lat, v->lon, v->lat);
-        if (d <= q->radius_m) hits_push(out, v, d);
+        if (d > *farthest) *farthest = d;
+        if (filter_pass(qf, v) && d <= q->radius_m) hits_push(out, v, d);
     }
     return (long long)out->scratch.n;
 }
@@ -579,8 +586,18 @@ static int search_near(const fl_fleet *f, const fl_fleet_query *q,
      * positions, the reply on exact ones. */
     long long want = q->count ? (filtered ? q->count * 2 + 16 : q->count + 8) : 0;
     for (;;) {
-        long long got = near_round(f, q, qf, want, out);
-        if (!want || (long long)out->n >= q->count || got < want) break;
+        double farthest;
+        long long got = near_round(f, q, qf, want, out, &farthest);
+        if (!want || got < want) break;
+        if ((long long)out->n >= q->count) {
+            /* Decided when every vehicle the index left out is farther
+             * than the count-th hit: then ties at that distance are all
+             * here and the id order among them is the true one (20 cabs
+             * at one taxi-stand centroid would otherwise come out as the
+             * index's arbitrary subset of them). */
+            qsort(out->v, out->n, sizeof(*out->v), hit_cmp);
+            if (out->v[q->count - 1].dist_m < farthest - FL_RANK_SLACK_M) break;
+        }
         want = want > (1LL << 40) ? 0 : want * 4;
     }
     if (out->n > 1) qsort(out->v, out->n, sizeof(*out->v), hit_cmp);

@@ -537,7 +537,9 @@ static int page_collect(void *ud, const fl_vehicle *v, uint64_t key)
 {
     (void)key;
     int *seen = ud;
-    int k = atoi(v->id + 1);
+    char num[16] = {0}; /* ids are not NUL-terminated */
+    memcpy(num, v->id + 1, v->id_len - 1 < 15 ? v->id_len - 1 : 15);
+    int k = atoi(num);
     seen[k]++;
     seen[1000] = k;
     return ++seen[1001] % 7 == 0;
