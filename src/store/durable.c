@@ -481,7 +481,11 @@ static int start_snapshot(fl_durable *d, char *err, size_t errlen)
          * writing a snapshot nobody will rename) nor hold its lock. */
         (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (getppid() != parent) _exit(1);
-        close(d->lock_fd);
+        /* Nothing inherited is needed (the snapshot is a new file): drop
+         * the lock, the listeners and every client socket, so a client the
+         * server closes sees its connection end now, not when the child
+         * exits, and the port is not held by the child. */
+        (void)close_range(3, ~0U, 0);
         signal(SIGTERM, SIG_DFL);
         signal(SIGINT, SIG_DFL);
         /* Background work: the snapshot takes only CPU the server and its
