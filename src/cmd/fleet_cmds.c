@@ -232,11 +232,24 @@ FL_CMD(vehicle_get)
     reply_vehicle(ctx, v);
 }
 
+/* Deletes one vehicle; its running trip ends (and streams hear of it). */
+static int delete_vehicle(fl_cmd_ctx *ctx, int i)
+{
+    fl_fleet *f = ctx->server->fleet;
+    const fl_vehicle *v = fl_fleet_vehicle(f, ctx->argv[i], ctx->argvlen[i]);
+    char tid[FL_FLEET_ID_MAX];
+    size_t tlen = v && v->trip ? v->trip->id_len : 0;
+    if (tlen) memcpy(tid, v->trip->id, tlen);
+    int n = fl_fleet_delete(f, ctx->argv[i], ctx->argvlen[i]);
+    const fl_trip *t = tlen ? fl_fleet_trip(f, tid, tlen) : NULL;
+    if (t) fl_server_emit(ctx->server, FL_EV_TRIP_ENDED, NULL, t);
+    return n;
+}
+
 FL_CMD(vehicle_del)
 {
     long long n = 0;
-    for (int i = 1; i < ctx->argc; i++)
-        n += fl_fleet_delete(ctx->server->fleet, ctx->argv[i], ctx->argvlen[i]);
+    for (int i = 1; i < ctx->argc; i++) n += delete_vehicle(ctx, i);
     if (n > 0) fl_cmd_log(ctx, ctx->argc, ctx->argv, ctx->argvlen);
     fl_reply_int(ctx->reply, n);
 }

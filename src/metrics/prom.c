@@ -419,7 +419,7 @@ static void render_http(const fl_http_stats *h, fl_buf *out)
     single(out, "fleetd_sse_events_total", "counter",
            "Events queued to Server-Sent Event streams.", load64(&h->sse_events));
     single(out, "fleetd_sse_dropped_events_total", "counter",
-           "Events dropped because a stream's reader fell 1 MiB behind.",
+           "Events dropped because a stream's reader fell 256 KiB behind.",
            load64(&h->sse_dropped));
 }
 

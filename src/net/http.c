@@ -30,7 +30,9 @@
  *   the connection (libmicrohttpd's prescribed way to avoid a busy loop),
  *   and an event appended to the buffer resumes it. A subscriber that
  *   does not read is not allowed to grow without bound: past
- *   SSE_MAX_BUFFER its events are dropped and counted.
+ *   SSE_MAX_BUFFER (256 KiB) its events are dropped and counted. Events
+ *   go out when their command runs, not when its record is durable: a
+ *   crash can take back a change a stream has already shown.
  * - This is the edge: it reads the clocks and the dashboard's files.
  */
 #include "http.h"
@@ -68,7 +70,8 @@
 #define FL_HTTP_CONN_MEMORY ((size_t)32 * 1024)
 #define FL_HTTP_OTHER_BODY ((size_t)1024) /* GET, DELETE, ... */
 #define FL_HTTP_DRAIN_MAX ((uint64_t)64 << 20) /* dropped before closing */
-#define SSE_MAX_BUFFER ((size_t)1 << 20)
+#define FL_HTTP_BODIES_MAX ((size_t)256 << 20) /* all bodies buffered */
+#define SSE_MAX_BUFFER ((size_t)256 << 10)
 #define SSE_KEEPALIVE_MS 15000
 #define CT_PROM "text/plain; version=0.0.4; charset=utf-8"
 
@@ -91,6 +94,7 @@ struct fl_http {
     char web_dir[PATH_MAX];
     fl_api api;
     http_req *held;            /* answers waiting for the log */
+    size_t body_bytes;         /* request bodies buffered, all connections */
     sse_sub *subs;             /* event streams */
     uint64_t nsubs;
     fl_buf scratch;            /* one event, formatted once for every stream */
@@ -107,7 +111,7 @@ struct http_req {
     fl_buf body;
     size_t body_limit;
     int refused;               /* a 413 was queued */
-    int too_large;             /* the body passed the cap: dropping it */
+    int too_large;             /* 413 or 503: the body passed a cap, dropped */
     uint64_t drained;          /* bytes dropped */
     int ready;                 /* resp is computed, waiting for the log */
     uint64_t wal_need;
@@ -120,6 +124,7 @@ struct sse_sub {
     struct MHD_Connection *conn;
     fl_sse_opts o;
     fl_buf out;
+    size_t out_off;            /* bytes of out already sent */
     int suspended;
     double tokens;
     uint64_t tokens_ms;
@@ -313,7 +318,8 @@ static void sse_wake(sse_sub *s)
 
 static void sse_push(sse_sub *s, const char *p, size_t n)
 {
-    if (s->out.len + n > SSE_MAX_BUFFER) {
+    if (s->out_off && s->out_off == s->out.len) s->out.len = s->out_off = 0;
+    if (s->out.len - s->out_off + n > SSE_MAX_BUFFER) {
         s->dropped++;
         FL_STAT_INC(s->h->srv->http.sse_dropped);
         return;
@@ -327,10 +333,14 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
     (void)pos;
     sse_sub *s = cls;
-    if (s->out.len) {
-        size_t n = s->out.len < max ? s->out.len : max;
-        memcpy(buf, s->out.data, n);
-        fl_buf_consume(&s->out, n);
+    size_t left = s->out.len - s->out_off;
+    if (left) {
+        /* A read offset, not fl_buf_consume: moving the rest down on
+         * every block would be quadratic for a stream that fell behind. */
+        size_t n = left < max ? left : max;
+        memcpy(buf, s->out.data + s->out_off, n);
+        s->out_off += n;
+        if (s->out_off == s->out.len) s->out.len = s->out_off = 0;
         return (ssize_t)n;
     }
     if (s->h->closing) return MHD_CONTENT_READER_END_OF_STREAM;
@@ -510,23 +520,37 @@ static void unhold(fl_http *h, http_req *q)
     MHD_resume_connection(q->conn);
 }
 
-static void check_cb(uv_check_t *c)
+/* Flushes the log, then releases the held answers it caught up with.
+ * An answer whose own change is not durable when the log has failed, or
+ * when the server stops, becomes a 503: the change was applied but cannot
+ * be promised. Answers held only for other clients' records (reads) go
+ * out as they are then. */
+static void release_held(fl_http *h, int stopping)
 {
-    fl_http *h = c->data;
-    if (!h->held) return;
     fl_server *srv = h->srv;
     if (srv->hooks.persist_flush) srv->hooks.persist_flush(srv->hooks.store_ud);
     uint64_t level = fl_server_durable_level(srv);
+    int give_up = stopping || srv->persist.broken;
     for (http_req *q = h->held, *next; q; q = next) {
         next = q->next;
         if (q->wal_need <= level) {
             unhold(h, q);
-        } else if (srv->persist.broken) {
-            fl_api_problem(&q->resp, 503, "the change was applied but the log "
-                                          "failed, so it is not durable");
+        } else if (give_up) {
+            if (q->resp.wal_need > level)
+                fl_api_problem(&q->resp, 503, stopping
+                               ? "shutting down before the change was durable"
+                               : "the change was applied but the log failed, "
+                                 "so it is not durable");
             unhold(h, q);
         }
     }
+}
+
+static void check_cb(uv_check_t *c)
+{
+    fl_http *h = c->data;
+    if (!h->held) return;
+    release_held(h, 0);
     run_daemon(h);
     /* Keep-alive connections read their next request while their answer
      * is sent, so the run above may have held new answers; the idle
@@ -568,6 +592,10 @@ static enum MHD_Result answer(http_req *q, const char *url, const char *method)
     }
     uint64_t need = q->resp.wal_need;
     if (h->srv->persist.appended > need) need = h->srv->persist.appended;
+    if (h->closing && q->resp.wal_need > fl_server_durable_level(h->srv))
+        fl_api_problem(&q->resp, 503, "shutting down before the change was durable");
+    else if (h->closing)
+        need = 0;
     if (need > fl_server_durable_level(h->srv)) {
         q->ready = 1;
         q->wal_need = need;
@@ -639,6 +667,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
     http_req *q = *req_cls;
     if (!q) {
         q = *req_cls = new_req(h, c, method, url);
+        /* Before a byte of body is read: a client without the password
+         * cannot make the server buffer anything. */
+        if (!fl_api_authorized(&h->api, url,
+                               header(c, MHD_HTTP_HEADER_AUTHORIZATION))) {
+            q->refused = 1;
+            return send_problem(q, 401, "send Authorization: Bearer <requirepass>");
+        }
         if (declared_too_large(header(c, MHD_HTTP_HEADER_CONTENT_LENGTH),
                                q->body_limit))
             return refuse_body(q);
@@ -649,8 +684,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
          * (chunked, so of unknown length) that passes the cap is read and
          * dropped, and answered 413 at its end; past FL_HTTP_DRAIN_MAX
          * dropped bytes the connection is closed instead. */
-        if (!q->too_large && q->body.len + *upload_size > q->body_limit) {
-            q->too_large = 1;
+        if (!q->too_large && (q->body.len + *upload_size > q->body_limit ||
+                              h->body_bytes + *upload_size > FL_HTTP_BODIES_MAX)) {
+            q->too_large = q->body.len + *upload_size > q->body_limit ? 413 : 503;
+            h->body_bytes -= q->body.len;
             fl_buf_free(&q->body);
         }
         if (q->too_large) {
@@ -659,12 +696,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
             return q->drained > FL_HTTP_DRAIN_MAX ? MHD_NO : MHD_YES;
         }
         fl_buf_append(&q->body, upload_data, *upload_size);
+        h->body_bytes += *upload_size;
         *upload_size = 0;
         return MHD_YES;
     }
     if (q->too_large) {
+        int status = q->too_large;
         q->too_large = 0;
-        return refuse_body(q);
+        if (status == 413) return refuse_body(q);
+        q->refused = 1;
+        return send_problem(q, 503, "too many request bodies in flight; retry");
     }
     if (q->refused) return MHD_YES;
     if (q->ready) return send_resp(q);
@@ -679,6 +720,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
     (void)toe;
     http_req *q = *req_cls;
     if (!q) return;
+    q->h->body_bytes -= q->body.len;
     fl_buf_free(&q->body);
     fl_api_resp_free(&q->resp);
     free(q);
@@ -927,15 +969,17 @@ static void handle_closed(uv_handle_t *handle)
 /* Resumes what waits, so that stopping finds no suspended connection. */
 static void resume_all(fl_http *h)
 {
-    while (h->held) unhold(h, h->held);
+    release_held(h, 1);
     for (sse_sub *s = h->subs; s; s = s->next) sse_wake(s);
 }
 
 void fl_http_stop(struct fl_http *h)
 {
     if (!h) return;
-    resume_all(h);
+    /* closing first: the last run below must not hold new answers, since
+     * a daemon must not be stopped with a suspended connection. */
     h->closing = 1;
+    resume_all(h);
     h->srv->hooks.event = NULL;
     h->srv->hooks.event_mask = 0;
     (void)MHD_run(h->daemon);

@@ -276,14 +276,24 @@ static const char *run_cmd(fl_api *a, const fl_api_req *req, argv_builder *ab,
     return a->reply.data;
 }
 
-/* The HTTP status a command's error stands for. */
+static int starts_with(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+/* The HTTP status a command's error stands for, from the fixed start of
+ * its message only: the rest echoes ids, and an id may say anything. The
+ * two messages that start "ERR vehicle '<id>'" are both conflicts (a trip
+ * already running, no trip running). */
 static unsigned error_status(const char *msg)
 {
-    if (strstr(msg, "unknown vehicle") || strstr(msg, "unknown trip")) return 404;
-    if (strstr(msg, "already has a running trip") ||
-        strstr(msg, "already exists") || strstr(msg, "has no running trip"))
+    if (starts_with(msg, "ERR unknown vehicle '") ||
+        starts_with(msg, "ERR unknown trip '"))
+        return 404;
+    if (starts_with(msg, "ERR vehicle '") ||
+        starts_with(msg, "ERR trip id already exists"))
         return 409;
-    if (!strncmp(msg, "MISCONF", 7) || !strncmp(msg, "LOADING", 7)) return 503;
+    if (starts_with(msg, "MISCONF") || starts_with(msg, "LOADING")) return 503;
     return 400;
 }
 
@@ -1536,11 +1546,13 @@ static int method_is(const char *want, const char *method)
            (!strcmp(want, "GET") && !strcmp(method, "HEAD"));
 }
 
-static int authorized(const fl_api *a, const fl_api_req *req)
+int fl_api_authorized(const fl_api *a, const char *path,
+                      const char *authorization)
 {
     const char *pass = a->srv->cfg.requirepass;
-    if (!pass[0]) return 1;
-    const char *h = req->authorization;
+    if (!pass[0] || (strncmp(path, "/v1/", 4) != 0 && strcmp(path, "/v1") != 0))
+        return 1;
+    const char *h = authorization;
     return h && !strncasecmp(h, "Bearer ", 7) && !strcmp(h + 7, pass);
 }
 
@@ -1576,17 +1588,17 @@ void fl_api_handle(fl_api *a, const fl_api_req *req, fl_api_resp *resp)
         }
     }
     if (!hit && allow[0]) {
-        memcpy(a->allow, allow, sizeof(a->allow));
+        memcpy(resp->allow_buf, allow, sizeof(resp->allow_buf));
         fl_api_problem(resp, 405, "%s is not allowed here: use %s", req->method,
                        allow);
-        resp->allow = a->allow;
+        resp->allow = resp->allow_buf;
         return;
     }
     if (!hit) {
         fl_api_problem(resp, 404, "no route for %s %.200s", req->method, req->path);
         return;
     }
-    if ((hit->flags & R_V1) && !authorized(a, req)) {
+    if ((hit->flags & R_V1) && !fl_api_authorized(a, req->path, req->authorization)) {
         fl_api_problem(resp, 401, "send Authorization: Bearer <requirepass>");
         return;
     }

@@ -66,7 +66,8 @@ typedef struct fl_api_resp {
     int kind;                        /* enum fl_api_kind */
     unsigned status;
     const char *ctype;               /* static string */
-    const char *allow;               /* static; set with 405 */
+    const char *allow;               /* set with 405: points at allow_buf */
+    char allow_buf[64];
     fl_buf body;                     /* owned by the caller */
     uint64_t wal_need;               /* log records the answer waits for */
     fl_sse_opts sse;
@@ -87,7 +88,6 @@ typedef struct fl_api {
     fl_session sess;                 /* the session HTTP commands run in */
     fl_buf reply;                    /* RESP replies of dispatched commands */
     fl_api_stats stats;
-    char allow[64];                  /* the Allow header of the last 405 */
 } fl_api;
 
 void fl_api_init(fl_api *a, struct fl_server *srv);
@@ -108,6 +108,11 @@ void fl_api_vehicle_json(fl_buf *b, const struct fl_fleet *f,
 void fl_api_trip_json(fl_buf *b, const struct fl_trip *t, int path);
 /* The live counters (the last sample and the fleet's counts). */
 void fl_api_stats_json(fl_buf *b, const struct fl_api *a);
+
+/* Whether a request to path may proceed with this Authorization header
+ * (requirepass guards /v1 only). The edge asks before reading a body. */
+int fl_api_authorized(const fl_api *a, const char *path,
+                      const char *authorization);
 
 /* The route table, for `fleetd --routes`: one "METHOD /path" per line. */
 void fl_api_print_routes(fl_buf *out);
