@@ -53,6 +53,9 @@ import urllib.parse
 
 sys.dont_write_bytecode = True     # no __pycache__ in the tree
 import fleetlib                     # noqa: E402
+from fleetlib import (B32, RespError, box_meets, cell_bounds,  # noqa: E402
+                      decode_polyline, geohash, in_box)
+from fleetlib import parse_reply as _parse  # noqa: E402
 
 res = fleetlib.Results("http")
 DATA = os.environ.get("FLEET_DATA",
@@ -120,60 +123,6 @@ def hav(lon1, lat1, lon2, lat2, r=R_GEO):
     return 2.0 * r * math.asin(math.sqrt(a))
 
 
-B32 = "0123456789bcdefghjkmnpqrstuvwxyz"
-
-
-def geohash(lon, lat, prec):
-    rng = [[-180.0, 180.0], [-90.0, 90.0]]
-    val = (lon, lat)
-    out, ch = [], 0
-    for i in range(prec * 5):
-        r = rng[i % 2]
-        mid = (r[0] + r[1]) / 2
-        if val[i % 2] >= mid:
-            ch = ch * 2 + 1
-            r[0] = mid
-        else:
-            ch = ch * 2
-            r[1] = mid
-        if i % 5 == 4:
-            out.append(B32[ch])
-            ch = 0
-    return "".join(out)
-
-
-def cell_bounds(gh):
-    rng = [[-180.0, 180.0], [-90.0, 90.0]]
-    i = 0
-    for c in gh:
-        n = B32.index(c)
-        for k in range(4, -1, -1):
-            r = rng[i % 2]
-            mid = (r[0] + r[1]) / 2
-            if (n >> k) & 1:
-                r[0] = mid
-            else:
-                r[1] = mid
-            i += 1
-    return rng[0][0], rng[1][0], rng[0][1], rng[1][1]
-
-
-def box_meets(box, b):
-    if b[1] > box[3] or b[3] < box[1]:
-        return False
-    if box[0] <= box[2]:
-        return not (b[0] > box[2] or b[2] < box[0])
-    return b[2] >= box[0] or b[0] <= box[2]
-
-
-def in_box(box, lon, lat):
-    if not (box[1] <= lat <= box[3]):
-        return False
-    if box[0] <= box[2]:
-        return box[0] <= lon <= box[2]
-    return lon >= box[0] or lon <= box[2]
-
-
 def rings_of(geom):
     """Every ring of a Polygon / MultiPolygon / Feature / FeatureCollection."""
     t = geom.get("type")
@@ -221,26 +170,6 @@ def geom_bbox(rings):
     return min(xs), min(ys), max(xs), max(ys)
 
 
-def decode_polyline(s):
-    pts, i, lat, lon = [], 0, 0, 0
-    while i < len(s):
-        vals = []
-        for _ in range(2):
-            shift = acc = 0
-            while True:
-                b = ord(s[i]) - 63
-                i += 1
-                acc |= (b & 0x1F) << shift
-                shift += 5
-                if b < 0x20:
-                    break
-            vals.append(~(acc >> 1) if acc & 1 else acc >> 1)
-        lat += vals[0]
-        lon += vals[1]
-        pts.append((lon / 1e5, lat / 1e5))
-    return pts
-
-
 def offset(lon, lat, east_m, north_m):
     dlat = north_m / (R_TRIP * math.pi / 180)
     dlon = east_m / (R_TRIP * math.pi / 180 * math.cos(math.radians(lat)))
@@ -248,42 +177,6 @@ def offset(lon, lat, east_m, north_m):
 
 
 # ---- RESP ----
-
-class RespError(str):
-    pass
-
-
-def _parse(b, pos):
-    end = b.index(b"\r\n", pos)
-    t, head, nxt = b[pos:pos + 1], b[pos + 1:end], end + 2
-    if t == b"+":
-        return head.decode(), nxt
-    if t == b"-":
-        return RespError(head.decode()), nxt
-    if t == b":":
-        return int(head), nxt
-    if t == b",":
-        return float(head), nxt
-    if t == b"_":
-        return None, nxt
-    if t in (b"$", b"="):
-        n = int(head)
-        if n < 0:
-            return None, nxt
-        return b[nxt:nxt + n].decode("utf-8", "surrogateescape"), nxt + n + 2
-    if t in (b"*", b"%", b"~"):
-        n = int(head)
-        if n < 0:
-            return None, nxt
-        if t == b"%":
-            n *= 2
-        out = []
-        for _ in range(n):
-            v, nxt = _parse(b, nxt)
-            out.append(v)
-        return out, nxt
-    raise ValueError("bad reply %r" % b[pos:pos + 40])
-
 
 class Resp:
     def __init__(self, port, password=None):
