@@ -679,6 +679,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
             return refuse_body(q);
         return MHD_YES;
     }
+    if (*upload_size != 0 && q->refused) {
+        *upload_size = 0; /* answered already (401, 413): nothing to keep */
+        return MHD_YES;
+    }
     if (*upload_size != 0) {
         /* libmicrohttpd cannot answer in the middle of an upload: a body
          * (chunked, so of unknown length) that passes the cap is read and
