@@ -613,8 +613,14 @@ def load_fleet(c, model, rnd, ts0):
                               "status": rnd.choice(STATUSES), "fleet": rnd.choice(FLEETS)})
                 k += 1
     for i in range(20):
-        lon = rnd.uniform(179.2, 180.0) if i % 2 else rnd.uniform(-180.0, -179.2)
-        lines.append({"id": "am-%02d" % i, "lon": lon, "lat": rnd.uniform(-18.5, -16.0),
+        # The first eight fall inside the test's antimeridian box
+        # (179.5..-179.5, -18..-16), four on each side; the rest anywhere
+        # around it, so the box's edges are exercised too.
+        inside = i < 8
+        lo = 179.5 if inside else 179.2
+        lon = rnd.uniform(lo, 180.0) if i % 2 else rnd.uniform(-180.0, -lo)
+        lat = rnd.uniform(-17.9, -16.1) if inside else rnd.uniform(-18.5, -16.0)
+        lines.append({"id": "am-%02d" % i, "lon": lon, "lat": lat,
                       "ts": ts0, "status": rnd.choice(STATUSES)})
     for i in range(50):
         lines.append({"id": "same-%02d" % i, "lon": 2.3522, "lat": 48.8566, "ts": ts0,
