@@ -592,10 +592,11 @@ static enum MHD_Result answer(http_req *q, const char *url, const char *method)
     }
     uint64_t need = q->resp.wal_need;
     if (h->srv->persist.appended > need) need = h->srv->persist.appended;
-    if (h->closing && q->resp.wal_need > fl_server_durable_level(h->srv))
-        fl_api_problem(&q->resp, 503, "shutting down before the change was durable");
-    else if (h->closing)
+    if (h->closing) { /* nothing may be held while the daemon stops */
+        if (q->resp.wal_need > fl_server_durable_level(h->srv))
+            fl_api_problem(&q->resp, 503, "shutting down before the change was durable");
         need = 0;
+    }
     if (need > fl_server_durable_level(h->srv)) {
         q->ready = 1;
         q->wal_need = need;
