@@ -605,11 +605,6 @@ static int search_near(const fl_fleet *f, const fl_fleet_query *q,
     return 0;
 }
 
-static int in_box(const double b[4], double lon, double lat)
-{
-    return lon >= b[0] && lon <= b[2] && lat >= b[1] && lat <= b[3];
-}
-
 /* Boxes too large for a geohash box search are answered by a scan. */
 static void box_scan(const fl_fleet *f, const double b[4],
                      const query_filter *qf, long long count,
@@ -617,7 +612,7 @@ static void box_scan(const fl_fleet *f, const double b[4],
 {
     for (size_t i = 0; i < fl_ptrmap_slots(&f->vehicles); i++) {
         const fl_vehicle *v = fl_ptrmap_at(&f->vehicles, i);
-        if (!v || !filter_pass(qf, v) || !in_box(b, v->lon, v->lat)) continue;
+        if (!v || !filter_pass(qf, v) || !fl_geo_box_contains(b, v->lon, v->lat)) continue;
         hits_push(out, v, 0);
         if (count && (long long)out->n >= count) return;
     }
@@ -645,7 +640,7 @@ static void box_part(const fl_fleet *f, const double b[4],
     for (size_t i = 0; i < out->scratch.n; i++) {
         const fl_zmember *m = out->scratch.v[i].m;
         const fl_vehicle *v = fl_ptrmap_get(&f->vehicles, m->name, m->len);
-        if (!v || !filter_pass(qf, v) || !in_box(b, v->lon, v->lat)) continue;
+        if (!v || !filter_pass(qf, v) || !fl_geo_box_contains(b, v->lon, v->lat)) continue;
         hits_push(out, v, 0);
         if (count && (long long)out->n >= count) return;
     }
@@ -706,20 +701,23 @@ void fl_fleet_reserve(fl_fleet *f, uint64_t vehicles, uint64_t trips)
     (void)fl_geoset_reserve(f->where, (size_t)vehicles);
 }
 
+typedef struct each_plain {
+    int (*fn)(void *ud, const fl_vehicle *v);
+    void *ud;
+} each_plain;
+
+static int each_plain_fn(void *ud, const fl_vehicle *v, uint64_t key)
+{
+    (void)key;
+    const each_plain *e = ud;
+    return e->fn(e->ud, v);
+}
+
 int fl_fleet_each_vehicle(const fl_fleet *f,
                           int (*fn)(void *ud, const fl_vehicle *v), void *ud)
 {
-    fl_zit it;
-    uint64_t score;
-    fl_zmember *m;
-    fl_zindex_seek_rank(fl_geoset_index(f->where), 0, &it);
-    while (fl_zit_next(&it, &score, &m)) {
-        const fl_vehicle *v = fl_ptrmap_get(&f->vehicles, m->name, m->len);
-        if (!v) continue;
-        int rc = fn(ud, v);
-        if (rc) return rc;
-    }
-    return 0;
+    each_plain e = {fn, ud};
+    return fl_fleet_each_vehicle_after(f, 0, NULL, 0, each_plain_fn, &e);
 }
 
 uint64_t fl_fleet_vehicle_key(const fl_fleet *f, const fl_vehicle *v)

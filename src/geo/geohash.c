@@ -36,6 +36,13 @@ int fl_geo_coords_valid(double lon, double lat)
              lat < FL_GEO_LAT_MIN || lat > FL_GEO_LAT_MAX);
 }
 
+int fl_geo_box_contains(const double box[4], double lon, double lat)
+{
+    if (lat < box[1] || lat > box[3]) return 0;
+    if (box[0] <= box[2]) return lon >= box[0] && lon <= box[2];
+    return lon >= box[0] || lon <= box[2];
+}
+
 /* Spreads the 32 bits of v over the even bits of a 64-bit word. */
 static uint64_t spread32(uint32_t v)
 {

@@ -53,6 +53,9 @@ void fl_geo_coord_ranges(fl_geo_range *lon, fl_geo_range *lat);
 
 /* 1 when (lon, lat) is inside the ranges GEOADD accepts, else 0. */
 int fl_geo_coords_valid(double lon, double lat);
+/* 1 when (lon, lat) is inside box (min lon, min lat, max lon, max lat),
+ * edges included; min lon > max lon is a box across the antimeridian. */
+int fl_geo_box_contains(const double box[4], double lon, double lat);
 
 /* geohashEncode: the cell of `step` (1..32) bits holding (lon, lat) within
  * the given ranges. Returns 1, or 0 when the point is outside the ranges or

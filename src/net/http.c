@@ -60,6 +60,7 @@
 #include "http_api.h"
 #include "../cmd/server.h"
 #include "../fleet/fleet.h"
+#include "../geo/geohash.h"
 #include "../metrics/prom.h"
 #include "../util/buf.h"
 
@@ -398,12 +399,8 @@ static enum MHD_Result start_stream(http_req *q)
 
 static int move_admitted(sse_sub *s, const fl_vehicle *v, uint64_t now)
 {
-    if (s->o.has_bbox) {
-        const double *bb = s->o.bbox;
-        int lon_in = bb[0] <= bb[2] ? (v->lon >= bb[0] && v->lon <= bb[2])
-                                    : (v->lon >= bb[0] || v->lon <= bb[2]);
-        if (!lon_in || v->lat < bb[1] || v->lat > bb[3]) return 0;
-    }
+    if (s->o.has_bbox && !fl_geo_box_contains(s->o.bbox, v->lon, v->lat))
+        return 0;
     s->tokens += (double)(now - s->tokens_ms) * s->o.rate / 1000.0;
     s->tokens_ms = now;
     if (s->tokens > s->o.rate) s->tokens = s->o.rate; /* a burst of 1 s */

@@ -535,6 +535,13 @@ typedef struct route_ctx {
     size_t idlen;
 } route_ctx;
 
+/* 404 for the {id} of the path: "unknown vehicle 'v9'" as RESP says it. */
+static void unknown_id(route_ctx *rc, const char *what)
+{
+    int n = rc->idlen > FL_FLEET_ID_MAX ? FL_FLEET_ID_MAX : (int)rc->idlen;
+    fl_api_problem(rc->resp, 404, "unknown %s '%.*s'", what, n, rc->id);
+}
+
 static void put_position(route_ctx *rc)
 {
     char err[300];
@@ -666,8 +673,7 @@ static void get_vehicle(route_ctx *rc)
     const fl_fleet *f = rc->a->srv->fleet;
     const fl_vehicle *v = fl_fleet_vehicle(f, rc->id, rc->idlen);
     if (!v) {
-        fl_api_problem(rc->resp, 404, "unknown vehicle '%.*s'",
-                       (int)(rc->idlen > 255 ? 255 : rc->idlen), rc->id);
+        unknown_id(rc, "vehicle");
         return;
     }
     json_answer(rc->resp, 200);
@@ -683,8 +689,7 @@ static void delete_vehicle(route_ctx *rc)
     const char *reply = run_cmd(rc->a, rc->req, &ab, rc->resp);
     if (answer_if_error(reply, rc->resp)) return;
     if (!strncmp(reply, ":0", 2)) {
-        fl_api_problem(rc->resp, 404, "unknown vehicle '%.*s'",
-                       (int)(rc->idlen > 255 ? 255 : rc->idlen), rc->id);
+        unknown_id(rc, "vehicle");
         return;
     }
     rc->resp->kind = FL_API_DONE;
@@ -704,13 +709,6 @@ typedef struct page {
     uint64_t last_key;
     const fl_vehicle *last;
 } page;
-
-static int in_box(const double *bb, double lon, double lat)
-{
-    if (lat < bb[1] || lat > bb[3]) return 0;
-    if (bb[0] <= bb[2]) return lon >= bb[0] && lon <= bb[2];
-    return lon >= bb[0] || lon <= bb[2]; /* across the antimeridian */
-}
 
 static void compact_row(fl_buf *b, const fl_vehicle *v)
 {
@@ -733,8 +731,8 @@ static void compact_row(fl_buf *b, const fl_vehicle *v)
 static int page_add(void *ud, const fl_vehicle *v, uint64_t key)
 {
     page *pg = ud;
-    if (!filter_match(pg->f, &pg->vf, v)) return 0;
-    if (pg->bbox && !in_box(pg->bbox, v->lon, v->lat)) return 0;
+    /* With a box, the box search has filtered already (page_boxed). */
+    if (!pg->bbox && !filter_match(pg->f, &pg->vf, v)) return 0;
     if (pg->n == pg->limit) return 1; /* one more exists: a next page */
     if (pg->n++) fl_buf_append_str(pg->b, ",");
     if (pg->compact) compact_row(pg->b, v);
@@ -1153,8 +1151,7 @@ static void end_trip(route_ctx *rc)
     const fl_fleet *f = rc->a->srv->fleet;
     const fl_trip *t = fl_fleet_trip(f, rc->id, rc->idlen);
     if (!t) {
-        fl_api_problem(rc->resp, 404, "unknown trip '%.*s'",
-                       (int)(rc->idlen > 255 ? 255 : rc->idlen), rc->id);
+        unknown_id(rc, "trip");
         return;
     }
     if (t->end_reason != FL_TRIP_RUNNING) {
@@ -1204,8 +1201,7 @@ static void get_trip(route_ctx *rc)
     if (path < 0) return;
     const fl_trip *t = fl_fleet_trip(rc->a->srv->fleet, rc->id, rc->idlen);
     if (!t) {
-        fl_api_problem(rc->resp, 404, "unknown trip '%.*s'",
-                       (int)(rc->idlen > 255 ? 255 : rc->idlen), rc->id);
+        unknown_id(rc, "trip");
         return;
     }
     trip_answer(rc, 200, t, path);
