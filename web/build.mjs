@@ -1,5 +1,5 @@
 // build.mjs - `npm run build`: bundles src/ into ../build/web (index.html,
-// app.js, app.css) with esbuild and copies the region GeoJSON files from
+// app.js, app.css, vehicles-worker.js) with esbuild and copies the region GeoJSON files from
 // ../shared/data/regions when present, listing them in regions/index.json
 // (the page asks only for what is listed).
 import {build} from 'esbuild';
@@ -16,8 +16,8 @@ rmSync(out, {recursive: true, force: true});
 mkdirSync(join(out, 'regions'), {recursive: true});
 
 const result = await build({
-    entryPoints: [join(here, 'src/main.js')],
-    outfile: join(out, 'app.js'),
+    entryPoints: {app: join(here, 'src/main.js'), 'vehicles-worker': join(here, 'src/vehicles-worker.js')},
+    outdir: out,
     bundle: true,
     minify: true,
     format: 'iife',

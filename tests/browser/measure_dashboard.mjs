@@ -20,6 +20,7 @@ import {join, resolve} from 'node:path';
 import {ROOT, Resp, check, launchChromium, nycPickups, startFleetd} from './fleetd.mjs';
 
 const N = parseInt(process.argv[2] || '100000', 10);
+const ROUNDS = parseInt(process.env.ROUNDS || "5", 10);
 const FLEETD_BIN = resolve(ROOT, process.env.FLEETD_BIN || 'build/fleetd');
 const T0 = Date.now();
 const log = (m) => console.log(`[${((Date.now() - T0) / 1000).toFixed(1)}s] ${m}`);
@@ -52,7 +53,8 @@ async function main() {
         resp.close();
 
         browser = await launchChromium();
-        const page = await browser.newPage({viewport: {width: 1280, height: 800}});
+        const [vw, vh] = (process.env.VIEWPORT || '1280x800').split('x').map(Number);
+        const page = await browser.newPage({viewport: {width: vw, height: vh}});
         const errors = [];
         page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
         page.on('pageerror', (e) => errors.push(e.message));
@@ -83,11 +85,12 @@ async function main() {
         }));
         const med = (k) => samples.map((s) => s[k]).sort((a, b) => a - b)[samples.length >> 1];
         const bytes = (await (await fetch(`${fleetd.base}/v1/vehicles?format=compact&limit=200000`)).arrayBuffer()).byteLength;
-        log(`refresh (median of ${samples.length}): ${med('lastRefreshMs').toFixed(0)} ms = fetch+JSON ${med('lastFetchMs').toFixed(0)} ms`
-            + ` + arrays/layer ${med('lastParseMs').toFixed(0)} ms; response ${(bytes / 1048576).toFixed(1)} MiB`);
+        log(`refresh (median of ${samples.length}): ${med('lastRefreshMs').toFixed(0)} ms, in the worker fetch+JSON ${med('lastFetchMs').toFixed(0)} ms`
+            + ` + arrays ${med('lastParseMs').toFixed(0)} ms; one frame of points ${med('lastDrawMs').toFixed(1)} ms; response ${(bytes / 1048576).toFixed(1)} MiB`);
 
         const fps = (pan) => page.evaluate(([doPan, ms]) => new Promise((done) => {
             const map = window.fleetdDashboard.map;
+            const home = map.getCenter(); // every run pans over the same view
             const times = [];
             const t0 = performance.now();
             let k = 0;
@@ -96,20 +99,61 @@ async function main() {
                 if (doPan) map.panBy([(k++ % 200) < 100 ? 3 : -3, 0], {animate: false});
                 if (t - t0 < ms) requestAnimationFrame(frame);
                 else {
+                    map.jumpTo({center: home});
                     const d = times.slice(1).map((x, i) => x - times[i]).sort((a, b) => a - b);
                     done({fps: (times.length - 1) / ((times[times.length - 1] - times[0]) / 1000),
                         p50: d[d.length >> 1], p95: d[Math.floor(d.length * 0.95)]});
                 }
             }
             requestAnimationFrame(frame);
-        }), [pan, 5000]);
+        }), [pan, 3000]);
         const idle = await fps(false);
         const pan = await fps(true);
         const f = (r) => `${r.fps.toFixed(1)} fps (frame p50 ${r.p50.toFixed(0)} ms, p95 ${r.p95.toFixed(0)} ms)`;
         log(`idle: ${f(idle)}`);
         log(`panning, every frame redrawn: ${f(pan)}`);
+        // What the frame time is made of: the same pan with the base map's
+        // layers hidden, with the points not drawn, and with both, in turns.
+        const setup = (base, pts) => page.evaluate(([b, p]) => {
+            const d = window.fleetdDashboard;
+            for (const l of d.map.getStyle().layers) d.map.setLayoutProperty(l.id, 'visibility', b ? 'visible' : 'none');
+            const layer = d.points;
+            if (!layer.realDraw) layer.realDraw = layer.draw;
+            layer.draw = p ? layer.realDraw : () => layer.ctx.clearRect(0, 0, layer.canvas.width, layer.canvas.height);
+            layer.draw();
+        }, [base, pts]);
+        const modes = [['base map + points', true, true], ['base map only', true, false],
+            ['points only', false, true], ['neither', false, false]];
+        const got = new Map(modes.map(([name]) => [name, []]));
+        for (let round = 0; round < (process.env.LAYERS ? 1 : ROUNDS); round++) {
+            for (const [name, base, pts] of modes) {
+                await setup(base, pts);
+                const r = await fps(true);
+                if (process.env.DEBUG) log(`${name} ${r.fps.toFixed(1)} ratio ${await page.evaluate(() => window.fleetdDashboard.map.getPixelRatio())}`);
+                got.get(name).push(r);
+            }
+        }
+        if (process.env.LAYERS) { // each base layer alone (with the points)
+            const ids = await page.evaluate(() => window.fleetdDashboard.map.getStyle().layers.map((l) => l.id));
+            for (const id of ids) {
+                await page.evaluate((x) => {
+                    const m = window.fleetdDashboard.map;
+                    for (const l of m.getStyle().layers) m.setLayoutProperty(l.id, 'visibility', l.id === x ? 'visible' : 'none');
+                }, id);
+                log(`  panning, only ${id}: ${f(await fps(true))}`);
+            }
+        }
+        await setup(true, true);
+        for (const [name] of modes) {
+            const runs = got.get(name).sort((x, y) => x.fps - y.fps);
+            log(`  panning, ${name}: median of ${ROUNDS} ${f(runs[ROUNDS >> 1])}; runs ${runs.map((r) => r.fps.toFixed(1)).join(', ')} fps`);
+        }
 
         mkdirSync(join(ROOT, 'build/test-artifacts'), {recursive: true});
+        await page.evaluate(() => new Promise((r) => { // at rest: sharp again, tiles loaded
+            window.fleetdDashboard.map.once('idle', () => setTimeout(r, 600));
+            window.fleetdDashboard.map.triggerRepaint();
+        }));
         const shot = join(ROOT, `build/test-artifacts/dashboard-${N}.png`);
         await page.screenshot({path: shot});
         log(`screenshot ${shot}`);

@@ -8,7 +8,9 @@
  * over RESP, starts a trip on one and moves it so the trip has a path, then
  * loads the page served by fleetd and checks:
  *   - no console errors, no uncaught exceptions, no failed requests;
- *   - #vehicle-count shows the 50 vehicles put in;
+ *   - #vehicle-count shows the 50 vehicles put in, and each is drawn: the
+ *     pixel under it has its status' colour; a vehicle moved over RESP
+ *     is redrawn at its new place within a few refreshes;
  *   - a click on the tripped vehicle's screen position shows its trip id
  *     in #trip-id (and the trip's path is drawn);
  *   - the live counters (SSE stats) show the vehicles, and a trip started
@@ -87,6 +89,56 @@ async function loadFleet(port) {
 
 /* ---- the browser ---- */
 
+// What the page draws for available, busy, offline (web/src/main.js COLORS).
+const STATUS_RGB = [[46, 204, 113], [255, 140, 40], [130, 140, 155]];
+
+/* Every vehicle in view is drawn in its status' colour (loadFleet gives
+ * vehicle i status i % 3; the tripped one turned busy), and one moved over
+ * RESP shows up at its new place. Points can overlap, so a pixel of another
+ * status' colour is a failure only when no vehicle of that colour is there. */
+async function checkDrawn(page, ids, port) {
+    const seen = await page.evaluate((list) => list.map((id) => {
+        const d = window.fleetdDashboard;
+        const xy = d.vehicleScreenPosition(id);
+        return xy && {id, xy, rgba: d.points.pixelAt(xy[0], xy[1])};
+    }), ids);
+    const want = (i) => (i === 7 ? 1 : i % 3);
+    let drawn = 0;
+    for (let i = 0; i < ids.length; i++) {
+        const v = seen[i];
+        if (!v) continue; // out of view (the fit leaves out the outermost)
+        const [r, g, b, a] = v.rgba;
+        const rgb = STATUS_RGB[want(i)];
+        const ok = a === 255 && r === rgb[0] && g === rgb[1] && b === rgb[2];
+        const covered = seen.some((o, j) => o && j !== i && want(j) !== want(i)
+            && Math.hypot(o.xy[0] - v.xy[0], o.xy[1] - v.xy[1]) < 6);
+        check(ok || covered, `vehicle ${v.id} at ${v.xy.map((x) => x.toFixed(1))} is drawn as rgba(${v.rgba}), want rgb(${rgb})`);
+        drawn += ok;
+    }
+    check(drawn >= ids.length * 0.8, `only ${drawn} of ${ids.length} vehicles are drawn in their colour`);
+    log(`${drawn} of ${ids.length} vehicles drawn in their status' colour`);
+
+    // Move one vehicle ~1 km east over RESP: the page redraws it there.
+    const mover = ids[0];
+    const before = seen[0] ? seen[0].xy : null;
+    check(before, `${mover} is not in view`);
+    const lonlat = await page.evaluate((id) => window.fleetdDashboard.vehicleLngLat(id), mover);
+    const resp = new Resp(port);
+    await resp.connect();
+    const r = await resp.ok('VEHICLE.UPDATE', mover, (lonlat[0] + 0.012).toFixed(6), lonlat[1].toFixed(6));
+    resp.close();
+    check(r === 'OK', `VEHICLE.UPDATE ${mover}: ${r}`);
+    const moved = await page.waitForFunction(([id, x0]) => {
+        const d = window.fleetdDashboard;
+        const xy = d.vehicleScreenPosition(id);
+        if (!xy || xy[0] - x0 < 3) return null;
+        const [r, g, b] = d.points.pixelAt(xy[0], xy[1]);
+        return r === 46 && g === 204 && b === 113 ? xy : null;
+    }, [mover, before[0]], {timeout: 5000}).then((h) => h.jsonValue()).catch(() => null);
+    check(moved, `${mover} moved 0.012 degrees east over RESP is not redrawn at its new place within 5 s`);
+    log(`${mover} redrawn from x=${before[0].toFixed(1)} to x=${moved[0].toFixed(1)}`);
+}
+
 async function main() {
     check(existsSync(join(ROOT, 'build/web/index.html')), 'build/web/index.html missing: run make web');
     fleetd = await startFleetd(FLEETD_BIN, log);
@@ -140,6 +192,7 @@ async function main() {
         if (m.loaded() && !m.isMoving()) r(); else m.once('idle', r);
         setTimeout(r, 5000);
     }));
+    await checkDrawn(page, ids, port);
     const xy = await page.evaluate((id) => window.fleetdDashboard.vehicleScreenPosition(id), vid);
     check(Array.isArray(xy), `vehicleScreenPosition(${vid}) is ${JSON.stringify(xy)}: the vehicle is not in view`);
     const box = await page.locator('#map').boundingBox();

@@ -7,14 +7,14 @@
  *   boroughs and taxi zones), listed by regions/index.json which the build
  *   writes, so a tree without the files asks for none of them. A raster tile
  *   URL may be given with ?tiles=https://host/{z}/{x}/{y}.png.
- * - Vehicles are one deck.gl ScatterplotLayer fed with typed arrays (binary
- *   attributes: Float64 positions, Uint8 colours), rebuilt from
- *   GET /v1/vehicles?format=compact once a second: no per-vehicle objects,
- *   so 100,000 points cost one JSON parse and two array fills per refresh.
- *   Zoomed in, the request carries the viewport's bbox.
- * - A click is hit-tested here, not by deck.gl's picking pass: a scan of the
- *   positions inside a few pixels' box, then the nearest on screen. No
- *   picking render on every mouse move, and the answer is deterministic.
+ * - Vehicles are pixels on a 2D canvas over the map (points.js: why not
+ *   WebGL there), fed with typed arrays that a worker (vehicles-worker.js)
+ *   builds from GET /v1/vehicles?format=compact once a second: the 5 MB of
+ *   JSON at 100,000 vehicles is parsed off the page's thread, and no
+ *   per-vehicle object exists. Zoomed in, the request carries the
+ *   viewport's bbox.
+ * - A click is hit-tested on the same arrays (the nearest point on screen
+ *   within a few pixels): no picking pass, and the answer is deterministic.
  * - Supply and demand come from GET /v1/areas as GeoJSON cells, drawn as a
  *   maplibre fill under the vehicles; the geohash level is the finest whose
  *   cells in the viewport stay under a few thousand.
@@ -23,13 +23,14 @@
  *   stream is silent); trip_started / trip_ended feed "recent trips".
  * - For tests: window.fleetdDashboard = {map, vehicleCount(),
  *   vehicleScreenPosition(id) -> [x, y] in CSS pixels relative to the map
- *   container (null when unknown or out of view), ready: Promise}.
+ *   container (null when unknown or out of view), vehicleLngLat(id),
+ *   points (the PointLayer: pixelAt(x, y)), ready: Promise}.
  */
 import * as maplibregl from 'maplibre-gl';
 import workerSource from 'maplibre-gl/dist/maplibre-gl-worker.mjs';
-import {MapboxOverlay} from '@deck.gl/mapbox';
-import {ScatterplotLayer} from '@deck.gl/layers';
 import uPlot from 'uplot';
+
+import {PointLayer} from './points.js';
 
 import 'maplibre-gl/dist/maplibre-gl.css';
 import 'uplot/dist/uPlot.min.css';
@@ -47,10 +48,11 @@ const PAGE_LIMIT = 200000;
 const MAX_POINTS = 1000000; // pages followed per refresh stop here
 const BBOX_ZOOM = 9; // from this zoom on, vehicles are asked for the viewport only
 const NYC = [[-74.26, 40.49], [-73.70, 40.92]];
+const TOLERANCE = clampInt(params.get('tolerance'), 0, 8, 2); // outline simplification, in tile pixels
 const HISTORY = 120; // seconds of counters kept in the plots
 const STATUS = ['available', 'busy', 'offline'];
-const COLORS = [[46, 204, 113, 230], [255, 140, 40, 230], [130, 140, 155, 200]];
-const UNKNOWN_COLOR = [200, 80, 220, 230];
+// By status byte: available, busy, offline, any other status.
+const COLORS = [[46, 204, 113], [255, 140, 40], [130, 140, 155], [200, 80, 220]];
 
 const $ = (id) => document.getElementById(id);
 
@@ -96,8 +98,10 @@ function baseStyle() {
     const sources = {
         countries: {type: 'geojson', data: emptyFC()},
         states: {type: 'geojson', data: emptyFC()},
-        boroughs: {type: 'geojson', data: emptyFC()},
-        zones: {type: 'geojson', data: emptyFC()},
+        // 98,000 and 76,000 vertices: simplified harder than the default
+        // (0.375) they cost a third of the frame where WebGL has no GPU.
+        boroughs: {type: 'geojson', data: emptyFC(), tolerance: TOLERANCE},
+        zones: {type: 'geojson', data: emptyFC(), tolerance: TOLERANCE},
         areas: {type: 'geojson', data: emptyFC()},
         trip: {type: 'geojson', data: emptyFC()},
     };
@@ -141,13 +145,40 @@ const map = new maplibregl.Map({
     fadeDuration: 0,
     dragRotate: false,
     pitchWithRotate: false,
+    maxPitch: 0, // points.js maps Mercator to the screen affinely
 });
 map.touchZoomRotate.disableRotation();
+map.keyboard.disableRotation();
 map.addControl(new maplibregl.NavigationControl({showCompass: false}), 'bottom-right');
 map.addControl(new maplibregl.ScaleControl({unit: 'metric'}), 'bottom-right');
 
-const overlay = new MapboxOverlay({interleaved: false, layers: []});
-map.addControl(overlay);
+const points = new PointLayer(map, COLORS);
+
+/* Where WebGL runs on the CPU (SwiftShader, llvmpipe: no GPU), a frame of
+ * the base map costs ~80 ms at 1280x800 and nearly all of it is filling
+ * pixels (at a quarter of the pixels it keeps 60 fps). So there the base map
+ * is drawn at half resolution while it moves and sharp again 300 ms after it
+ * stops; the vehicles (their own canvas) stay sharp throughout. */
+function softwareWebGL() {
+    const c = map.getCanvas();
+    const gl = c.getContext('webgl2') || c.getContext('webgl');
+    const ext = gl && gl.getExtension('WEBGL_debug_renderer_info');
+    const name = ext ? String(gl.getParameter(ext.UNMASKED_RENDERER_WEBGL)) : '';
+    return /swiftshader|llvmpipe|softpipe|software/i.test(name);
+}
+
+if (params.get('lowres') !== '0' && softwareWebGL()) {
+    const sharp = map.getPixelRatio();
+    let restore = null;
+    map.on('movestart', () => {
+        clearTimeout(restore);
+        if (map.getPixelRatio() !== sharp / 2) map.setPixelRatio(sharp / 2);
+    });
+    map.on('moveend', () => {
+        clearTimeout(restore);
+        restore = setTimeout(() => map.setPixelRatio(sharp), 300);
+    });
+}
 
 const mapLoaded = new Promise((resolve) => map.once('load', resolve));
 
@@ -178,12 +209,10 @@ async function loadRegions() {
 
 const fleet = {
     n: 0,
-    ids: [],
-    trips: [],
-    pos: new Float64Array(0), // lon, lat pairs
-    colors: new Uint8Array(0), // RGBA per vehicle
-    data: {length: 0, attributes: {}}, // the layer's binary data of pos and colors
-    status: new Uint8Array(0), // index into STATUS, 3 = unknown
+    idText: '', // the ids one after another; id i is idText[idOff[i], idOff[i+1])
+    idOff: new Uint32Array(1),
+    lon: new Float64Array(0),
+    lat: new Float64Array(0),
     counts: [0, 0, 0],
     bboxed: false,
     lastRefreshMs: 0,
@@ -191,54 +220,39 @@ const fleet = {
     lastParseMs: 0,
 };
 let selected = null; // {id, trip}
-let drawnRadius = 0; // the dot radius the layer has
 
 function pointRadius() {
     const z = map.getZoom();
     return z < 8 ? 1.5 : z < 11 ? 2.2 : z < 14 ? 3.2 : 4.5;
 }
 
-function renderLayers() {
-    const layers = [];
-    // fleet.data is a new object only when refreshVehicles rebuilt the
-    // arrays: deck.gl re-uploads the attributes when data changes identity.
-    layers.push(new ScatterplotLayer({
-        id: 'vehicles',
-        data: fleet.data,
-        radiusUnits: 'pixels',
-        getRadius: 1,
-        radiusScale: (drawnRadius = pointRadius()),
-        radiusMinPixels: 1,
-        stroked: false,
-        filled: true,
-        pickable: false,
-    }));
-    const sel = selected && vehicleLngLat(selected.id);
-    if (sel) {
-        layers.push(new ScatterplotLayer({
-            id: 'selected',
-            data: [sel],
-            getPosition: (d) => d,
-            radiusUnits: 'pixels',
-            getRadius: 9,
-            stroked: true,
-            filled: false,
-            getLineColor: [255, 255, 255, 255],
-            lineWidthUnits: 'pixels',
-            getLineWidth: 2,
-            updateTriggers: {getPosition: sel},
-        }));
-    }
-    overlay.setProps({layers});
+function vehicleId(i) {
+    return fleet.idText.slice(fleet.idOff[i], fleet.idOff[i + 1]);
 }
 
+/* The index of vehicle id in the arrays, or -1. */
 function vehicleIndex(id) {
-    return fleet.ids.indexOf(id);
+    const {idText, idOff, n} = fleet;
+    if (!id) return -1;
+    for (let at = idText.indexOf(id); at >= 0; at = idText.indexOf(id, at + 1)) {
+        let lo = 0, hi = n; // the first i with idOff[i] >= at
+        while (lo < hi) {
+            const mid = (lo + hi) >> 1;
+            if (idOff[mid] < at) lo = mid + 1;
+            else hi = mid;
+        }
+        if (lo < n && idOff[lo] === at && idOff[lo + 1] - at === id.length) return lo;
+    }
+    return -1;
 }
 
 function vehicleLngLat(id) {
     const i = vehicleIndex(id);
-    return i < 0 ? null : [fleet.pos[2 * i], fleet.pos[2 * i + 1]];
+    return i < 0 ? null : [fleet.lon[i], fleet.lat[i]];
+}
+
+function showSelection() {
+    points.setSelected(selected ? vehicleIndex(selected.id) : -1);
 }
 
 function viewBbox(pad) {
@@ -252,62 +266,46 @@ function viewBbox(pad) {
     ].join(',');
 }
 
-/* Fetches the vehicles (all pages, up to MAX_POINTS) and rebuilds the arrays. */
+/* The vehicle list comes from a worker (vehicles-worker.js), one request at a time. */
+const listWorker = new Worker('vehicles-worker.js');
+let listSeq = 0;
+const listWaiting = new Map(); // seq -> {resolve, reject}
+listWorker.onmessage = (msg) => {
+    const w = listWaiting.get(msg.data.seq);
+    if (!w) return;
+    listWaiting.delete(msg.data.seq);
+    if (msg.data.error) w.reject(new HttpError(msg.data.status, msg.data.error));
+    else w.resolve(msg.data);
+};
+listWorker.onerror = (e) => {
+    for (const w of listWaiting.values()) w.reject(new Error(`vehicle list worker: ${e.message}`));
+    listWaiting.clear();
+};
+
+function fetchVehicles(url) {
+    const seq = ++listSeq;
+    return new Promise((resolve, reject) => {
+        listWaiting.set(seq, {resolve, reject});
+        listWorker.postMessage({seq, url, maxPoints: MAX_POINTS});
+    });
+}
+
+/* Fetches the vehicles (all pages, up to MAX_POINTS) and redraws them. */
 async function refreshVehicles() {
     const t0 = performance.now();
     const bboxed = map.getZoom() >= BBOX_ZOOM;
-    const base = `/v1/vehicles?format=compact&limit=${PAGE_LIMIT}` + (bboxed ? `&bbox=${viewBbox(0.1)}` : '');
-    const pages = [];
-    let total = 0;
-    let cursor = null;
-    do {
-        const body = await getJSON(cursor ? `${base}&cursor=${encodeURIComponent(cursor)}` : base);
-        pages.push(body);
-        total += body.vehicles.length;
-        cursor = body.next_cursor;
-    } while (cursor && total < MAX_POINTS);
-    const t1 = performance.now();
+    const path = `/v1/vehicles?format=compact&limit=${PAGE_LIMIT}` + (bboxed ? `&bbox=${viewBbox(0.1)}` : '');
+    const r = await fetchVehicles(new URL(path, location.href).href);
+    Object.assign(fleet, {n: r.n, idText: r.idText, idOff: r.idOff, lon: r.lon, lat: r.lat, counts: r.counts, bboxed});
+    points.setData(r.n, r.mx, r.my, r.status);
+    showSelection();
+    fleet.lastFetchMs = r.fetchMs;
+    fleet.lastParseMs = r.parseMs;
+    fleet.lastRefreshMs = performance.now() - t0;
 
-    const pos = new Float64Array(2 * total);
-    const colors = new Uint8Array(4 * total);
-    const status = new Uint8Array(total);
-    const ids = new Array(total);
-    const trips = new Array(total);
-    const counts = [0, 0, 0];
-    let k = 0;
-    for (const page of pages) {
-        const f = page.fields || ['id', 'lon', 'lat', 'status', 'heading', 'trip'];
-        const iId = f.indexOf('id'), iLon = f.indexOf('lon'), iLat = f.indexOf('lat');
-        const iSt = f.indexOf('status'), iTrip = f.indexOf('trip');
-        for (const row of page.vehicles) {
-            ids[k] = row[iId];
-            trips[k] = iTrip >= 0 ? row[iTrip] : null;
-            pos[2 * k] = row[iLon];
-            pos[2 * k + 1] = row[iLat];
-            let s = STATUS.indexOf(row[iSt]);
-            if (s < 0) s = 3;
-            else counts[s]++;
-            status[k] = s;
-            colors.set(s < 3 ? COLORS[s] : UNKNOWN_COLOR, 4 * k);
-            k++;
-        }
-    }
-    const data = {
-        length: total,
-        attributes: {
-            getPosition: {value: pos, size: 2},
-            getFillColor: {value: colors, size: 4, normalized: true},
-        },
-    };
-    Object.assign(fleet, {n: total, ids, trips, pos, colors, status, counts, bboxed, data});
-    renderLayers();
-    const t2 = performance.now();
-    fleet.lastFetchMs = t1 - t0;
-    fleet.lastParseMs = t2 - t1;
-    fleet.lastRefreshMs = t2 - t0;
-
-    $('vehicle-count').textContent = total.toLocaleString('en-US');
-    $('vehicle-count').dataset.count = String(total);
+    const counts = r.counts;
+    $('vehicle-count').textContent = r.n.toLocaleString('en-US');
+    $('vehicle-count').dataset.count = String(r.n);
     $('n-available').textContent = counts[0].toLocaleString('en-US');
     $('n-busy').textContent = counts[1].toLocaleString('en-US');
     $('n-offline').textContent = counts[2].toLocaleString('en-US');
@@ -319,11 +317,7 @@ async function refreshVehicles() {
  * large, so a few far-off vehicles do not zoom the map out to the world. */
 function fleetBounds() {
     if (fleet.n === 0) return null;
-    const lons = new Float64Array(fleet.n), lats = new Float64Array(fleet.n);
-    for (let i = 0; i < fleet.n; i++) {
-        lons[i] = fleet.pos[2 * i];
-        lats[i] = fleet.pos[2 * i + 1];
-    }
+    const lons = fleet.lon.slice(0, fleet.n), lats = fleet.lat.slice(0, fleet.n);
     lons.sort();
     lats.sort();
     const cut = fleet.n > 200 ? Math.floor(fleet.n * 0.005) : 0;
@@ -382,32 +376,11 @@ async function runRefresh() {
     }
 }
 
-/* ---- clicks: hit test on the arrays ---- */
-
-function nearestVehicle(point, radiusPx) {
-    if (fleet.n === 0) return null;
-    const a = map.unproject([point.x - radiusPx, point.y + radiusPx]);
-    const b = map.unproject([point.x + radiusPx, point.y - radiusPx]);
-    const minLon = Math.min(a.lng, b.lng), maxLon = Math.max(a.lng, b.lng);
-    const minLat = Math.min(a.lat, b.lat), maxLat = Math.max(a.lat, b.lat);
-    let best = -1, bestD = radiusPx * radiusPx;
-    const pos = fleet.pos;
-    for (let i = 0; i < fleet.n; i++) {
-        const lon = pos[2 * i], lat = pos[2 * i + 1];
-        if (lon < minLon || lon > maxLon || lat < minLat || lat > maxLat) continue;
-        const p = map.project([lon, lat]);
-        const d = (p.x - point.x) ** 2 + (p.y - point.y) ** 2;
-        if (d <= bestD) {
-            bestD = d;
-            best = i;
-        }
-    }
-    return best < 0 ? null : fleet.ids[best];
-}
+/* ---- clicks: hit test on the drawn points ---- */
 
 map.on('click', (e) => {
-    const id = nearestVehicle(e.point, Math.max(6, pointRadius() + 4));
-    if (id !== null) selectVehicle(id);
+    const i = points.nearest(e.point.x, e.point.y, Math.max(6, pointRadius() + 4));
+    if (i >= 0) selectVehicle(vehicleId(i));
 });
 
 /* ---- the side panel ---- */
@@ -470,7 +443,7 @@ async function selectVehicle(id, opts = {}) {
         setText('vehicle-info', 'loading...');
         clearTrip();
     }
-    renderLayers();
+    showSelection();
     try {
         const v = await getJSON(`/v1/vehicles/${encodeURIComponent(id)}`);
         if (seq !== selectSeq) return;
@@ -509,7 +482,7 @@ function closePanel() {
     selected = null;
     $('panel').hidden = true;
     clearTrip();
-    renderLayers();
+    showSelection();
 }
 
 $('panel-close').addEventListener('click', closePanel);
@@ -610,9 +583,7 @@ map.on('moveend', () => {
         refreshAreas();
     }, 200);
 });
-map.on('zoom', () => {
-    if (fleet.n && pointRadius() !== drawnRadius) renderLayers();
-});
+map.on('zoom', () => points.setRadius(pointRadius()));
 
 /* ---- live counters ---- */
 
@@ -755,6 +726,7 @@ async function start() {
     loadRegions();
     connectEvents();
     await mapLoaded;
+    points.setRadius(pointRadius());
     ensurePlots();
     try {
         await refreshVehicles();
@@ -772,9 +744,10 @@ const ready = start();
 
 window.fleetdDashboard = {
     map,
-    overlay,
+    points,
     ready,
     vehicleCount: () => fleet.n,
+    vehicleLngLat,
     vehicleScreenPosition(id) {
         const ll = vehicleLngLat(id);
         if (!ll) return null;
@@ -789,6 +762,7 @@ window.fleetdDashboard = {
         lastRefreshMs: fleet.lastRefreshMs,
         lastFetchMs: fleet.lastFetchMs,
         lastParseMs: fleet.lastParseMs,
+        lastDrawMs: points.lastDrawMs,
     }),
     selectVehicle,
 };
