@@ -160,11 +160,22 @@ static int load_segment(fl_server *s, uint64_t seq, int last, load_ctx *lc,
                  "before it", path, (unsigned long long)rep.good_bytes, rep.reason);
         return -1;
     }
+    if (!rep.cut) { /* good records after the damage: they may be acknowledged */
+        snprintf(err, errlen, "%s is damaged at byte %llu (%s) but holds good "
+                 "records again from byte %llu, which may be acknowledged "
+                 "writes, so it is not cut: keep a copy, then restore it, or "
+                 "give up what follows the damage with: truncate -s %llu %s",
+                 path, (unsigned long long)rep.good_bytes, rep.reason,
+                 (unsigned long long)rep.good_after,
+                 (unsigned long long)rep.good_bytes, path);
+        return -1;
+    }
     s->persist.tail_cut_bytes += rep.file_bytes - rep.good_bytes;
     fprintf(stderr, "fleetd: %s: %s; cut %llu bytes after record %llu "
-            "(never acknowledged)\n", path, rep.reason,
+            "(never acknowledged%s)\n", path, rep.reason,
             (unsigned long long)(rep.file_bytes - rep.good_bytes),
-            (unsigned long long)rep.records);
+            (unsigned long long)rep.records,
+            rep.good_after ? "; records past an unwritten page were never synced" : "");
     return 0;
 }
 
@@ -184,8 +195,8 @@ static void remove_older(const char *dir, uint64_t keep)
     if (fl_store_scan(dir, &files, err, sizeof(err)) != 0) return;
     for (size_t i = 0; i < files.nsegments; i++)
         if (files.segments[i] < keep) remove_file(dir, "log", files.segments[i], 0);
-    for (uint64_t seq = keep > 64 ? keep - 64 : 1; seq < keep; seq++)
-        remove_file(dir, "snapshot", seq, 0);
+    for (size_t i = 0; i < files.nsnapshots; i++)
+        if (files.snapshots[i] < keep) remove_file(dir, "snapshot", files.snapshots[i], 0);
     fl_store_files_free(&files);
 }
 
@@ -209,6 +220,27 @@ static void remove_leftovers(const char *dir)
     closedir(dh);
 }
 
+/* The segments replayed must follow the snapshot (or the start) with no
+ * seq missing: a gap is lost history, and replaying across it would build
+ * a state that never existed. */
+static int check_contiguous(const char *dir, const fl_store_files *f, size_t first,
+                            char *err, size_t errlen)
+{
+    uint64_t want = f->snapshot ? f->snapshot : 1;
+    for (size_t i = first; i < f->nsegments; i++, want++) {
+        if (f->segments[i] == want) continue;
+        snprintf(err, errlen, "%s: log.%010llu is missing (found log.%010llu "
+                 "after %s): refusing to replay across the gap; put the "
+                 "missing files back, or move the later ones aside to start "
+                 "from the state before it", dir, (unsigned long long)want,
+                 (unsigned long long)f->segments[i],
+                 i > first ? "the segment before it"
+                 : f->snapshot ? "the newest snapshot" : "no snapshot");
+        return -1;
+    }
+    return 0;
+}
+
 /* Loads everything; *open_seq receives the segment to append to. */
 static int load_all(fl_server *s, uint64_t *open_seq, char *err, size_t errlen)
 {
@@ -227,6 +259,7 @@ static int load_all(fl_server *s, uint64_t *open_seq, char *err, size_t errlen)
     uint64_t snap_records = lc.st.applied, snap_ms = wall_ms() - t0;
     size_t first = 0;
     while (first < files.nsegments && files.segments[first] < snap) first++;
+    if (rc == 0) rc = check_contiguous(s->cfg.dir, &files, first, err, errlen);
     for (size_t i = first; rc == 0 && i < files.nsegments; i++)
         rc = load_segment(s, files.segments[i], i + 1 == files.nsegments, &lc,
                           err, errlen);
@@ -319,7 +352,11 @@ static void fsync_done(uv_work_t *req, int status)
     fl_hist_record(&p->fsync_latency, uv_hrtime() - d->fsync_t0);
     FL_STAT_INC(p->fsyncs);
     if (status != 0 || d->fsync_rc != 0) {
-        log_failed(d->s, "fsync", status ? status : d->fsync_rc);
+        int rc = status ? status : d->fsync_rc;
+        /* The fd synced is the wal's current one: no rotation or close
+         * runs while a sync is in flight. */
+        if (p->wal) fl_wal_fail(p->wal, rc);
+        log_failed(d->s, "fsync", rc);
         return;
     }
     if (d->fsync_target > p->synced) p->synced = d->fsync_target;

@@ -94,6 +94,21 @@ static int read_full(int fd, void *p, size_t n, size_t *got)
     return 0;
 }
 
+/* read_full at a file offset (pread: the file position is left alone). */
+static int read_full_at(int fd, void *p, size_t n, uint64_t at, size_t *got)
+{
+    char *c = p;
+    *got = 0;
+    while (*got < n) {
+        ssize_t k = pread(fd, c + *got, n - *got, (off_t)(at + *got));
+        if (k < 0 && errno == EINTR) continue;
+        if (k < 0) return -errno;
+        if (k == 0) break;
+        *got += (size_t)k;
+    }
+    return 0;
+}
+
 static int sync_fd(int fd, int data_only)
 {
     for (;;) {
@@ -152,29 +167,30 @@ static int cmp_u64(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-static int push_seq(fl_store_files *f, size_t *cap, uint64_t seq)
+static int push_seq(uint64_t **arr, size_t *n, size_t *cap, uint64_t seq)
 {
-    if (f->nsegments == *cap) {
+    if (*n == *cap) {
         size_t ncap = *cap ? *cap * 2 : 16;
-        uint64_t *s = realloc(f->segments, ncap * sizeof(*s));
-        if (!s) return -ENOMEM;
-        f->segments = s;
+        uint64_t *a = realloc(*arr, ncap * sizeof(*a));
+        if (!a) return -ENOMEM;
+        *arr = a;
         *cap = ncap;
     }
-    f->segments[f->nsegments++] = seq;
+    (*arr)[(*n)++] = seq;
     return 0;
 }
 
-/* Adds one directory entry to f. */
-static int scan_entry(fl_store_files *f, size_t *cap, const char *name)
+/* Adds one directory entry to f; cap[0] and cap[1] are the capacities of
+ * its segment and snapshot arrays. */
+static int scan_entry(fl_store_files *f, size_t cap[2], const char *name)
 {
     uint64_t seq = parse_seq(name, "snapshot");
     if (seq) {
         if (seq > f->snapshot) f->snapshot = seq;
-        return 0;
+        return push_seq(&f->snapshots, &f->nsnapshots, &cap[1], seq);
     }
     seq = parse_seq(name, "log");
-    return seq ? push_seq(f, cap, seq) : 0;
+    return seq ? push_seq(&f->segments, &f->nsegments, &cap[0], seq) : 0;
 }
 
 int fl_store_scan(const char *dir, fl_store_files *out, char *err,
@@ -183,7 +199,7 @@ int fl_store_scan(const char *dir, fl_store_files *out, char *err,
     memset(out, 0, sizeof(*out));
     DIR *d = opendir(dir);
     if (!d) return sys_err(err, errlen, "opendir", dir);
-    size_t cap = 0;
+    size_t cap[2] = {0, 0};
     int rc = 0;
     for (;;) {
         errno = 0;
@@ -192,7 +208,7 @@ int fl_store_scan(const char *dir, fl_store_files *out, char *err,
             if (errno) rc = sys_err(err, errlen, "readdir", dir);
             break;
         }
-        rc = scan_entry(out, &cap, e->d_name);
+        rc = scan_entry(out, cap, e->d_name);
         if (rc) {
             set_err(err, errlen, rc, "out of memory listing %s", dir);
             break;
@@ -205,12 +221,15 @@ int fl_store_scan(const char *dir, fl_store_files *out, char *err,
     }
     if (out->nsegments > 1)
         qsort(out->segments, out->nsegments, sizeof(uint64_t), cmp_u64);
+    if (out->nsnapshots > 1)
+        qsort(out->snapshots, out->nsnapshots, sizeof(uint64_t), cmp_u64);
     return 0;
 }
 
 void fl_store_files_free(fl_store_files *f)
 {
     free(f->segments);
+    free(f->snapshots);
     memset(f, 0, sizeof(*f));
 }
 
@@ -383,6 +402,11 @@ uint64_t fl_wal_seq(const fl_wal *w)
 int fl_wal_fd(const fl_wal *w)
 {
     return w->fd;
+}
+
+void fl_wal_fail(fl_wal *w, int rc)
+{
+    if (!w->failed) w->failed = rc < 0 ? rc : -EIO;
 }
 
 int fl_wal_rotate(fl_wal *w, char *err, size_t errlen)
@@ -589,6 +613,54 @@ static int read_records(rd *r,
     }
 }
 
+/* Searches the file from byte `from` on for a good record: sets
+ * rep->good_after to the first one's offset (0 if none) and
+ * rep->unwritten_page when a 4 KiB-aligned page of zeros precedes it.
+ * Reads in windows that overlap by the largest candidate record. */
+static int find_good_after(int fd, uint64_t from, fl_log_report *rep)
+{
+    enum { WINDOW = 4u << 20, PAGE = 4096 };
+    const size_t overlap = FL_LOG_FRAME_LEN + FL_LOG_RESYNC_MAX;
+    uint8_t *buf = malloc(WINDOW + overlap);
+    if (!buf) return -ENOMEM;
+    uint64_t base = from; /* file offset of buf[0] */
+    uint64_t zero_run = 0, zero_at = from;
+    int rc = 0;
+    for (;;) {
+        size_t got = 0;
+        rc = read_full_at(fd, buf, WINDOW + overlap, base, &got);
+        if (rc || got == 0) break;
+        int last = got < WINDOW + overlap;
+        size_t stop = last ? got : WINDOW; /* offsets tried from this window */
+        for (size_t i = 0; i < stop; i++) {
+            if (buf[i] == 0) {
+                if (zero_run++ == 0) zero_at = base + i;
+                uint64_t page = (zero_at + PAGE - 1) / PAGE * PAGE;
+                if (base + i + 1 >= page + PAGE) rep->unwritten_page = 1;
+            } else {
+                zero_run = 0;
+            }
+            if (got - i < FL_LOG_FRAME_LEN) continue;
+            uint32_t len = (uint32_t)buf[i] | (uint32_t)buf[i + 1] << 8 |
+                           (uint32_t)buf[i + 2] << 16 | (uint32_t)buf[i + 3] << 24;
+            if (len == 0 || len > FL_LOG_RESYNC_MAX) continue;
+            size_t off = i;
+            const uint8_t *payload;
+            size_t plen;
+            if (fl_log_next(buf, got, &off, &payload, &plen) == FL_LOG_OK) {
+                rep->good_after = base + i;
+                free(buf);
+                return 0;
+            }
+        }
+        if (last) break;
+        base += WINDOW;
+    }
+    rep->unwritten_page = 0; /* it matters only before a good record */
+    free(buf);
+    return rc;
+}
+
 /* Cuts the file back to its good prefix and makes that durable. */
 static int cut_file(int fd, fl_log_report *rep)
 {
@@ -631,6 +703,13 @@ int fl_log_read_file(const char *path, uint32_t expect_kind,
     int bad_tail = rep->status == FL_LOG_TORN ||
                    (rep->status == FL_LOG_CORRUPT && rep->good_bytes > 0);
     if (rc == 0 && cut_tail && bad_tail) {
+        rc = find_good_after(r.fd, rep->good_bytes + 1, rep);
+        if (rc)
+            snprintf(rep->reason, sizeof(rep->reason), "reading past the damage: %s",
+                     strerror(-rc));
+    }
+    if (rc == 0 && cut_tail && bad_tail &&
+        (!rep->good_after || rep->unwritten_page)) {
         rc = cut_file(r.fd, rep);
         if (rc)
             snprintf(rep->reason, sizeof(rep->reason), "cut: %s",

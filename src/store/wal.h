@@ -34,12 +34,14 @@
 
 /* ---- the data directory ---- */
 
-/* What a data directory holds. Owned by the caller's struct; the segments
- * array is allocated by fl_store_scan and freed by fl_store_files_free. */
+/* What a data directory holds. Owned by the caller's struct; the arrays
+ * are allocated by fl_store_scan and freed by fl_store_files_free. */
 typedef struct fl_store_files {
-    uint64_t snapshot;  /* newest complete snapshot seq, 0 if none */
-    uint64_t *segments; /* log segment seqs, ascending */
+    uint64_t snapshot;   /* newest complete snapshot seq, 0 if none */
+    uint64_t *segments;  /* log segment seqs, ascending */
     size_t nsegments;
+    uint64_t *snapshots; /* every snapshot seq, ascending */
+    size_t nsnapshots;
 } fl_store_files;
 
 /* Lists dir. Ignores *.tmp, names that are not exactly log.<seq> or
@@ -108,6 +110,10 @@ uint64_t fl_wal_seq(const fl_wal *w);
  * on it as fl_wal_sync does. */
 int fl_wal_fd(const fl_wal *w);
 
+/* Records that a sync of fl_wal_fd failed with rc (< 0) elsewhere: from now
+ * on w behaves as if fl_wal_sync had failed (sticky, see there). */
+void fl_wal_fail(fl_wal *w, int rc);
+
 /* Writes pending bytes, fdatasyncs, then moves to a new segment seq+1
  * (created as above; -EEXIST if log.<seq+1> already holds records) and
  * closes the old one. On failure w stays on its old segment, usable. */
@@ -127,6 +133,11 @@ int fl_wal_close(fl_wal *w);
 
 /* ---- reading a file back ---- */
 
+/* The largest record the search for good records after a bad one tries
+ * (log records are far smaller; bigger candidates would make the search
+ * slow on garbage). */
+#define FL_LOG_RESYNC_MAX (1u << 20)
+
 /* What fl_log_read_file found. */
 typedef struct fl_log_report {
     uint64_t records;    /* good records accepted by on_record */
@@ -135,6 +146,9 @@ typedef struct fl_log_report {
     int status;          /* FL_LOG_END, FL_LOG_TORN or FL_LOG_CORRUPT;
                             FL_LOG_OK if on_record stopped the reading */
     int cut;             /* 1 if the file was truncated to good_bytes */
+    uint64_t good_after; /* with cut_tail: offset of a good record found
+                            after the bad one, 0 if none */
+    int unwritten_page;  /* ...and a 4 KiB page of zeros lies between */
     char reason[160];    /* why it stopped, for the log line */
 } fl_log_report;
 
@@ -150,11 +164,16 @@ typedef struct fl_log_report {
  * CORRUPT with good_bytes 0 and is never modified.
  *
  * cut_tail nonzero and a TORN or CORRUPT record after a good header: the
- * file is ftruncate()d to good_bytes and fsync'ed, so the next append
- * starts on a record boundary. This discards everything after the first
- * bad record, good records after a mid-file corruption included (the count
- * is file_bytes - good_bytes): a caller that would rather refuse to start
- * on corruption reads with cut_tail 0 first and looks at rep->status.
+ * rest of the file is searched for a good record (one whose length is at
+ * most FL_LOG_RESYNC_MAX and whose checksum matches). None: the tail is
+ * torn, and the file is ftruncate()d to good_bytes and fsync'ed, so the
+ * next append starts on a record boundary. One found (rep->good_after):
+ * the damage is in the middle, and cutting would throw away good records
+ * that may have been acknowledged, so the file is left as it is (cut 0)
+ * for the caller to refuse. Except when a whole 4 KiB page of zeros lies
+ * between (rep->unwritten_page): that is what a power loss leaves when the
+ * kernel wrote later pages of the unsynced tail before earlier ones, and
+ * nothing past an unwritten page was ever synced, so it is cut.
  *
  * Memory: one buffer that grows to the largest record (at most 64 MiB +
  * 12 bytes), not the whole file. Returns 0 when the reading completed

@@ -885,6 +885,8 @@ static void test_wal_torn_tail(void **state)
     tmpdir_remove(&d);
 }
 
+static int on_any(void *ud, const uint8_t *payload, size_t len);
+
 /* Damages one byte of record k (at `within` from its start). */
 static void check_corrupt(size_t k, size_t within)
 {
@@ -913,11 +915,21 @@ static void check_corrupt(size_t k, size_t within)
     read_expect(path, ps, 0, &rep, FL_LOG_CORRUPT, k);
     assert_int_equal(rep.good_bytes, at);
     assert_int_equal(rep.file_bytes, size);
+    assert_int_equal(rep.good_after, 0); /* searched only when cutting */
     assert_int_equal(file_size(path), size);
+    /* Good records after the damaged one: the file is not cut (they may
+     * be acknowledged writes), and the report says where they start. */
     read_expect(path, ps, 1, &rep, FL_LOG_CORRUPT, k);
-    assert_int_equal(rep.cut, 1);
-    assert_int_equal(file_size(path), at);
-    read_expect(path, ps, 0, &rep, FL_LOG_END, k);
+    if (k + 1 == ps->n) { /* nothing good after it: a torn tail, cut */
+        assert_int_equal(rep.good_after, 0);
+        assert_int_equal(rep.cut, 1);
+        assert_int_equal(file_size(path), at);
+    } else {
+        assert_int_equal(rep.cut, 0);
+        assert_int_equal(rep.unwritten_page, 0);
+        assert_int_equal(rep.good_after, at + FL_LOG_FRAME_LEN + ps->len[k]);
+        assert_int_equal(file_size(path), size);
+    }
     payloads_free(ps);
     free(ps);
     tmpdir_remove(&d);
@@ -930,6 +942,56 @@ static void test_wal_corrupt_middle(void **state)
     check_corrupt(3, 5);                /* checksum byte */
     check_corrupt(12, 0);               /* length byte */
     check_corrupt(0, FL_LOG_FRAME_LEN);
+    check_corrupt(19, FL_LOG_FRAME_LEN); /* the last record */
+}
+
+/* What a power loss can leave in the unsynced tail: part of a record, then
+ * an unwritten page (zeros), then later pages that did reach the disk. No
+ * good record past an unwritten page was synced, so the tail is cut; the
+ * same damage without a whole zero page is not. */
+static void test_wal_unwritten_page(void **state)
+{
+    (void)state;
+    payloads *ps = calloc(1, sizeof(*ps));
+    assert_non_null(ps);
+    tmpdir d;
+    tmpdir_make(&d);
+    rng_seed(8);
+    for (int i = 0; i < 10; i++)
+        payloads_add(ps, 1 + rng_below(100));
+    char path[256];
+    seg_path(&d, 1, path, sizeof(path));
+    for (int zeros = 0; zeros < 2; zeros++) {
+        write_segment(&d, 1, ps);
+        uint64_t good = file_size(path);
+        fl_buf tail;
+        fl_buf_init(&tail);
+        assert_int_equal(fl_log_frame(&tail, ps->p[0], ps->len[0]), 0);
+        size_t torn = tail.len / 2;
+        write_file(path, tail.data, torn, 1); /* half a record */
+        size_t gap = zeros ? 2 * 4096 : 100;  /* two pages: one is aligned */
+        uint8_t *fill = calloc(1, gap);
+        assert_non_null(fill);
+        if (!zeros) memset(fill, 0x5A, gap);
+        write_file(path, fill, gap, 1);
+        free(fill);
+        write_file(path, tail.data, tail.len, 1); /* a good record again */
+        uint64_t size = file_size(path);
+        fl_log_report rep;
+        uint64_t n = 0;
+        assert_int_equal(fl_log_read_file(path, 1, on_any, &n, 1, &rep), 0);
+        assert_int_equal(n, 10);
+        assert_int_equal(rep.good_bytes, good);
+        assert_int_equal(rep.good_after, good + torn + gap);
+        assert_int_equal(rep.unwritten_page, zeros);
+        assert_int_equal(rep.cut, zeros);
+        assert_int_equal(file_size(path), zeros ? good : size);
+        fl_buf_free(&tail);
+        assert_int_equal(unlink(path), 0);
+    }
+    payloads_free(ps);
+    free(ps);
+    tmpdir_remove(&d);
 }
 
 static int on_any(void *ud, const uint8_t *payload, size_t len)
@@ -1107,8 +1169,11 @@ static void test_store_scan(void **state)
     assert_int_equal(f.nsegments, 4);
     for (size_t i = 0; i < 4; i++)
         assert_true(f.segments[i] == want[i]);
+    assert_int_equal(f.nsnapshots, 2);
+    assert_true(f.snapshots[0] == 2 && f.snapshots[1] == 4);
     fl_store_files_free(&f);
     assert_null(f.segments);
+    assert_null(f.snapshots);
 
     assert_int_equal(fl_store_scan("/nonexistent/fl", &f, err, sizeof(err)),
                      -ENOENT);
@@ -1194,6 +1259,7 @@ int main(void)
         cmocka_unit_test(test_argv_enomem),
         cmocka_unit_test(test_wal_torn_tail),
         cmocka_unit_test(test_wal_corrupt_middle),
+        cmocka_unit_test(test_wal_unwritten_page),
         cmocka_unit_test(test_read_file_edges),
         cmocka_unit_test(test_read_file_stop),
         cmocka_unit_test(test_read_file_large),
