@@ -153,9 +153,10 @@ static int parse_ping(fl_cmd_ctx *ctx, fl_ping *p, int *had_ts)
 
 FL_CMD(vehicle_update)
 {
-    fl_ping p = {0, 0, 0, NAN, NAN, NULL, 0, -1};
+    fl_ping p = {0, 0, 0, NAN, NAN, NULL, 0, -1, 0};
     int had_ts, outcome;
     if (parse_ping(ctx, &p, &had_ts)) return;
+    p.server_ts = !had_ts;
     int rc = fl_fleet_update(ctx->server->fleet, ctx->argv[1], ctx->argvlen[1],
                              &p, admission_now(ctx), &outcome);
     if (rc == -ERANGE) {

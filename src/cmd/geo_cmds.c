@@ -300,6 +300,9 @@ FL_CMD(geoadd)
             /* Never leave an empty set behind: Redis has no such keys. */
             if (fl_geoset_card(gs) == 0)
                 (void)fl_db_del(ctx->server->db, ctx->argv[1], ctx->argvlen[1]);
+            /* The members before this one are in: log them (the same
+             * command cut after them), or a restart would lose them. */
+            if (added + updated) fl_cmd_log(ctx, i - 2, ctx->argv, ctx->argvlen);
             reply_oom(ctx);
             goto out;
         }

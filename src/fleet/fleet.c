@@ -386,11 +386,14 @@ static void vehicle_apply(fl_fleet *f, fl_vehicle *v, const fl_ping *p,
 }
 
 int fl_fleet_update(fl_fleet *f, const char *id, size_t len,
-                    const fl_ping *p, int64_t now_ms, int *outcome)
+                    fl_ping *p, int64_t now_ms, int *outcome)
 {
     int rc = ping_valid(f, len, p, now_ms);
     if (rc != 0) return rc;
     fl_vehicle *v = fl_ptrmap_get(&f->vehicles, id, len);
+    if (v && p->server_ts && p->ts_ms <= v->ts_ms &&
+        v->ts_ms - p->ts_ms < FL_SERVER_TS_SLACK_MS)
+        p->ts_ms = v->ts_ms + 1;
     /* Stale pings name no new fleet: the name is only looked up (and
      * created) for pings that will be applied. */
     if (v && p->ts_ms <= v->ts_ms) {
@@ -763,7 +766,7 @@ int fl_fleet_restore_vehicle(fl_fleet *f, const char *id, size_t len,
                              size_t fleet_len, const fl_trip *trip)
 {
     fl_ping p = {src->lon, src->lat, src->ts_ms, src->speed_kmh, src->heading,
-                 fleet, fleet_len, src->status};
+                 fleet, fleet_len, src->status, 0};
     if (len == 0 || len > FL_FLEET_ID_MAX || src->status >= FL_VS_COUNT ||
         !isfinite(src->lon) || !isfinite(src->lat) ||
         !fl_geo_coords_valid(src->lon, src->lat) || src->ts_ms <= 0 ||

@@ -162,7 +162,13 @@ typedef struct fl_ping {
     const char *fleet;          /* NULL: keep */
     size_t fleet_len;
     int status;                 /* -1: keep (available for a new vehicle) */
+    int server_ts;              /* 1: ts_ms is the arrival time, no TS was
+                                   given (see fl_fleet_update) */
 } fl_ping;
+
+/* How far a vehicle's last ping may be ahead of a TS-less ping's arrival
+ * time for the new one to be placed just after it rather than be STALE. */
+#define FL_SERVER_TS_SLACK_MS 1000
 
 enum fl_ping_outcome {
     FL_PING_APPLIED = 0, FL_PING_STALE = 1, FL_PING_IMPLAUSIBLE = 2,
@@ -195,9 +201,13 @@ void fl_fleet_clear(fl_fleet *f);
 /* Applies a ping. -EINVAL: coordinates outside GEOADD's range or not
  * finite, id empty or too long, speed outside 0..FL_SPEED_MAX_KMH;
  * -ERANGE: ts_ms more than max_future_ms after now_ms or not positive;
- * -ENOSPC: a new fleet name beyond FL_FLEETS_MAX. *outcome: fl_ping_outcome. */
+ * -ENOSPC: a new fleet name beyond FL_FLEETS_MAX. *outcome: fl_ping_outcome.
+ * With p->server_ts, a ping at or before the vehicle's last one (by at most
+ * FL_SERVER_TS_SLACK_MS) gets p->ts_ms = last + 1: pipelined TS-less pings
+ * that share one arrival millisecond are kept in arrival order, as Redis
+ * orders stream IDs. The caller logs p->ts_ms as it is on return. */
 int fl_fleet_update(fl_fleet *f, const char *id, size_t len,
-                    const fl_ping *p, int64_t now_ms, int *outcome);
+                    fl_ping *p, int64_t now_ms, int *outcome);
 const fl_vehicle *fl_fleet_vehicle(const fl_fleet *f, const char *id,
                                    size_t len);
 /* Deletes a vehicle; its running trip ends (reason VEHICLE_DELETED) at

@@ -1056,6 +1056,23 @@ def test_bad_input(c, model):
 
 # ---- edges of the coordinate range, and idle trips ----
 
+def test_server_ts(c):
+    """Pipelined TS-less updates of one vehicle share an arrival millisecond;
+    each is placed 1 ms after the last instead of coming out STALE."""
+    vid = "tsless-burst"
+    cmds = [("VEHICLE.UPDATE", vid, "%.7f" % (-73.98 + i * 1e-6), "40.75") for i in range(50)]
+    replies = c.pipe(cmds)
+    check(replies == ["OK"] * 50, "50 pipelined TS-less updates: %r" % sorted(set(map(str, replies))))
+    m = as_map(c("VEHICLE.GET", vid))
+    check(m and abs(float(m["lon"]) - (-73.98 + 49e-6)) < 1e-7,
+          "the last of the burst is where the vehicle is: %r" % (m and m["lon"]))
+    first = int(m["ts"]) - 49 if m else 0
+    check(m and first <= now_ms() + 1000, "the burst's times are arrival times, 1 ms apart: ts %r" % (m and m["ts"]))
+    check(c("VEHICLE.UPDATE", vid, "-73.98", "40.75", "TS", m["ts"] if m else 0) == "STALE",
+          "a client's own TS equal to the last is still STALE")
+    check(c("VEHICLE.DEL", vid) == 1, "VEHICLE.DEL the burst vehicle")
+
+
 def test_edges_and_idle():
     srv = Fleetd(os.path.join(WORK, "edge")).start()
     c = Client(srv.port)
@@ -1752,6 +1769,7 @@ def real_data_part():
     test_resp3_and_cli(srv.port, model)
     test_trip_list(c, model, rnd)
     test_bad_input(c, model)
+    test_server_ts(c)
     fleets = sorted(set(fleets) | {"bad-fleet"})
     test_durability(srv, c, model, fleets, rnd)
 

@@ -37,11 +37,42 @@ static fl_fleet *new_fleet(void)
 static int ping(fl_fleet *f, const char *id, double lon, double lat,
                 int64_t ts, int status)
 {
-    fl_ping p = {lon, lat, ts, NAN, NAN, NULL, 0, status};
+    fl_ping p = {lon, lat, ts, NAN, NAN, NULL, 0, status, 0};
     int outcome = -1;
     int rc = fl_fleet_update(f, id, strlen(id), &p, ts, &outcome);
     assert_int_equal(rc, 0);
     return outcome;
+}
+
+/* TS-less pings (server_ts) arriving in the same millisecond keep their
+ * order: each is placed 1 ms after the vehicle's last; a client's own TS
+ * equal to the last is still STALE, and so is a TS-less ping behind a last
+ * ping more than FL_SERVER_TS_SLACK_MS ahead (a client clock far off). */
+static void test_server_ts_order(void **state)
+{
+    (void)state;
+    fl_fleet *f = new_fleet();
+    assert_non_null(f);
+    int out = -1;
+    for (int i = 0; i < 5; i++) {
+        fl_ping p = {11.5 + i * 1e-5, 48.1, T0, NAN, NAN, NULL, 0, -1, 1};
+        assert_int_equal(fl_fleet_update(f, "v", 1, &p, T0, &out), 0);
+        assert_int_equal(out, FL_PING_APPLIED);
+        assert_true(p.ts_ms == T0 + i);
+        const fl_vehicle *v = fl_fleet_vehicle(f, "v", 1);
+        assert_true(v->ts_ms == T0 + i && fabs(v->lon - (11.5 + i * 1e-5)) < 1e-6);
+    }
+    fl_ping own = {11.6, 48.1, T0 + 4, NAN, NAN, NULL, 0, -1, 0};
+    assert_int_equal(fl_fleet_update(f, "v", 1, &own, T0, &out), 0);
+    assert_int_equal(out, FL_PING_STALE);
+    assert_true(own.ts_ms == T0 + 4);
+    fl_ping ahead = {11.5, 48.1, T0 + 5000, NAN, NAN, NULL, 0, -1, 0};
+    assert_int_equal(fl_fleet_update(f, "w", 1, &ahead, T0, &out), 0);
+    fl_ping late = {11.5, 48.1, T0, NAN, NAN, NULL, 0, -1, 1};
+    assert_int_equal(fl_fleet_update(f, "w", 1, &late, T0, &out), 0);
+    assert_int_equal(out, FL_PING_STALE);
+    assert_true(late.ts_ms == T0);
+    fl_fleet_free(f);
 }
 
 static void test_path_google_example(void **state)
@@ -108,7 +139,7 @@ static void test_bad_pings(void **state)
     (void)state;
     fl_fleet *f = new_fleet();
     int out;
-    fl_ping p = {NAN, 48, T0, NAN, NAN, NULL, 0, -1};
+    fl_ping p = {NAN, 48, T0, NAN, NAN, NULL, 0, -1, 0};
     assert_int_equal(fl_fleet_update(f, "v", 1, &p, T0, &out), -EINVAL);
     p.lon = INFINITY;
     assert_int_equal(fl_fleet_update(f, "v", 1, &p, T0, &out), -EINVAL);
@@ -158,7 +189,7 @@ static void test_trip_metrics(void **state)
     assert_true(t->max_speed_kmh < 30);
     /* Standing still with a reported speed of 0: idle time. */
     for (int i = 101; i <= 110; i++) {
-        fl_ping p = {lon, 48.0, T0 + i * 1000, 0, NAN, NULL, 0, -1};
+        fl_ping p = {lon, 48.0, T0 + i * 1000, 0, NAN, NULL, 0, -1, 0};
         int out;
         assert_int_equal(fl_fleet_update(f, "car", 3, &p, T0 + i * 1000, &out), 0);
     }
@@ -267,7 +298,7 @@ static fl_fleet *populate(void)
         r->status = (int)(rnd() * 3);
         r->fleet = (int)(rnd() * 3);
         fl_ping p = {r->lon, r->lat, T0, NAN, NAN, fleets[r->fleet],
-                     strlen(fleets[r->fleet]), r->status};
+                     strlen(fleets[r->fleet]), r->status, 0};
         int out;
         assert_int_equal(fl_fleet_update(f, r->id, strlen(r->id), &p, T0, &out), 0);
     }
@@ -401,7 +432,7 @@ static void test_supply_counts(void **state)
         ref_vehicle *r = &refs[i];
         r->lon += 0.01;
         r->status = (r->status + 1) % 3;
-        fl_ping p = {r->lon, r->lat, T0 + 60000, NAN, NAN, NULL, 0, r->status};
+        fl_ping p = {r->lon, r->lat, T0 + 60000, NAN, NAN, NULL, 0, r->status, 0};
         int out;
         assert_int_equal(fl_fleet_update(f, r->id, strlen(r->id), &p, T0 + 60000, &out), 0);
         assert_int_equal(out, FL_PING_APPLIED);
@@ -575,6 +606,7 @@ int main(void)
         cmocka_unit_test(test_path_google_example),
         cmocka_unit_test(test_path_roundtrip_random),
         cmocka_unit_test(test_ping_outcomes),
+        cmocka_unit_test(test_server_ts_order),
         cmocka_unit_test(test_bad_pings),
         cmocka_unit_test(test_trip_metrics),
         cmocka_unit_test(test_trip_errors_and_idle),
