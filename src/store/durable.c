@@ -27,6 +27,7 @@
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <limits.h>
 #include <unistd.h>
 
@@ -44,6 +45,7 @@ struct fl_durable {
     uv_timer_t tick;
     uv_work_t fsync_req;
     int fsync_inflight, fsync_rc, fsync_fd;
+    int fsync_finished; /* set (release) by the worker after fsync_rc */
     uint64_t fsync_target, fsync_t0, last_sync_ms, last_idle_ms;
     pid_t child;
     uint64_t child_seq;
@@ -160,7 +162,7 @@ static int load_segment(fl_server *s, uint64_t seq, int last, load_ctx *lc,
                  "before it", path, (unsigned long long)rep.good_bytes, rep.reason);
         return -1;
     }
-    if (!rep.cut) { /* good records after the damage: they may be acknowledged */
+    if (!rep.cut && rep.good_after) { /* good records after the damage */
         snprintf(err, errlen, "%s is damaged at byte %llu (%s) but holds good "
                  "records again from byte %llu, which may be acknowledged "
                  "writes, so it is not cut: keep a copy, then restore it, or "
@@ -170,12 +172,18 @@ static int load_segment(fl_server *s, uint64_t seq, int last, load_ctx *lc,
                  (unsigned long long)rep.good_bytes, path);
         return -1;
     }
+    if (!rep.cut) { /* a bad header: nothing to cut back to */
+        snprintf(err, errlen, "%s is damaged (%s): refusing to start; move it "
+                 "aside to start from the data before it", path, rep.reason);
+        return -1;
+    }
     s->persist.tail_cut_bytes += rep.file_bytes - rep.good_bytes;
     fprintf(stderr, "fleetd: %s: %s; cut %llu bytes after record %llu "
-            "(never acknowledged%s)\n", path, rep.reason,
+            "(never acknowledged%s)%s%s\n", path, rep.reason,
             (unsigned long long)(rep.file_bytes - rep.good_bytes),
             (unsigned long long)rep.records,
-            rep.good_after ? "; records past an unwritten page were never synced" : "");
+            rep.good_after ? "; records past an unwritten page were never synced" : "",
+            rep.kept[0] ? "; the cut bytes are kept in " : "", rep.kept);
     return 0;
 }
 
@@ -338,6 +346,7 @@ static void fsync_work(uv_work_t *req)
 {
     fl_durable *d = req->data;
     d->fsync_rc = fdatasync(d->fsync_fd) == 0 ? 0 : -errno;
+    __atomic_store_n(&d->fsync_finished, 1, __ATOMIC_RELEASE);
 }
 
 static void fsync_done(uv_work_t *req, int status)
@@ -370,6 +379,7 @@ static void background_sync(fl_durable *d, uint64_t now)
     d->fsync_fd = fl_wal_fd(p->wal);
     d->fsync_t0 = uv_hrtime();
     d->fsync_req.data = d;
+    d->fsync_finished = 0;
     d->last_sync_ms = now;
     if (uv_queue_work(d->loop, &d->fsync_req, fsync_work, fsync_done) == 0)
         d->fsync_inflight = 1;
@@ -728,6 +738,18 @@ int fl_durable_stop(fl_durable *d)
         remove_file(s->cfg.dir, "snapshot", d->child_seq, 1);
         d->child = 0;
         s->persist.snapshot_running = 0;
+    }
+    /* A background fdatasync still running syncs the fd the close is about
+     * to sync and close: wait for it (the loop is stopping anyway), and
+     * carry its failure into the close. Linux reports a writeback error to
+     * one fsync only, so the close's own sync could otherwise succeed. */
+    if (d->fsync_inflight) {
+        if (uv_cancel((uv_req_t *)&d->fsync_req) != 0) {
+            const struct timespec ms = {0, 1000000};
+            while (!__atomic_load_n(&d->fsync_finished, __ATOMIC_ACQUIRE))
+                (void)nanosleep(&ms, NULL);
+            if (d->fsync_rc != 0 && s->persist.wal) fl_wal_fail(s->persist.wal, d->fsync_rc);
+        }
     }
     int rc = fl_wal_close(s->persist.wal);
     s->persist.wal = NULL;

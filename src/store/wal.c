@@ -613,18 +613,63 @@ static int read_records(rd *r,
     }
 }
 
-/* Searches the file from byte `from` on for a good record: sets
- * rep->good_after to the first one's offset (0 if none) and
- * rep->unwritten_page when a 4 KiB-aligned page of zeros precedes it.
- * Reads in windows that overlap by the largest candidate record. */
-static int find_good_after(int fd, uint64_t from, fl_log_report *rep)
+/* Zeros in the damaged region, the mark of a power loss: pages of the
+ * unsynced tail that never reached the disk read as zeros, either the rest
+ * of the page where the damage starts (its older copy on disk ended
+ * there) or whole pages. Bit rot does not write zeros to a page boundary. */
+typedef struct zero_scan {
+    uint64_t damage;  /* file offset of the bad record */
+    uint64_t run_at;  /* where the current run of zeros began */
+    uint64_t run;     /* its length so far */
+    int unwritten;
+} zero_scan;
+
+static void zero_scan_byte(zero_scan *z, uint64_t at, uint8_t byte)
 {
-    enum { WINDOW = 4u << 20, PAGE = 4096 };
+    enum { PAGE = 4096 };
+    if (byte) {
+        z->run = 0;
+        return;
+    }
+    if (z->run++ == 0) z->run_at = at;
+    if ((at + 1) % PAGE == 0 && (z->run_at == z->damage || z->run >= PAGE))
+        z->unwritten = 1;
+}
+
+/* Whether a good record starts at buf[i] (got bytes in buf). Candidates
+ * are filtered before their checksum: a length up to FL_LOG_RESYNC_MAX and
+ * a payload that opens with a record kind letter; *hashed counts the bytes
+ * checksummed, so binary garbage cannot make the search slow. */
+static int good_record_at(const uint8_t *buf, size_t got, size_t i, uint64_t *hashed)
+{
+    if (got - i <= FL_LOG_FRAME_LEN) return 0;
+    uint32_t len = (uint32_t)buf[i] | (uint32_t)buf[i + 1] << 8 |
+                   (uint32_t)buf[i + 2] << 16 | (uint32_t)buf[i + 3] << 24;
+    uint8_t kind = buf[i + FL_LOG_FRAME_LEN];
+    if (len == 0 || len > FL_LOG_RESYNC_MAX || kind < 'A' || kind > 'Z') return 0;
+    if (len > got - i - FL_LOG_FRAME_LEN) return 0;
+    *hashed += len;
+    size_t off = i;
+    const uint8_t *payload;
+    size_t plen;
+    return fl_log_next(buf, got, &off, &payload, &plen) == FL_LOG_OK;
+}
+
+/* Searches the file after the bad record at `damage` for a good record:
+ * sets rep->good_after to the first one's offset (0 if none, or if the
+ * search gives up after RESYNC_HASH_MAX bytes checksummed) and
+ * rep->unwritten_page when zeros of a power loss lie before it. Reads in
+ * windows that overlap by the largest candidate record, so each offset is
+ * tried once with its whole record in the buffer. */
+static int find_good_after(int fd, uint64_t damage, fl_log_report *rep)
+{
+    enum { WINDOW = 4u << 20 };
+    const uint64_t hash_max = 64u << 20;
     const size_t overlap = FL_LOG_FRAME_LEN + FL_LOG_RESYNC_MAX;
     uint8_t *buf = malloc(WINDOW + overlap);
     if (!buf) return -ENOMEM;
-    uint64_t base = from; /* file offset of buf[0] */
-    uint64_t zero_run = 0, zero_at = from;
+    zero_scan z = {damage, damage, 0, 0};
+    uint64_t base = damage, hashed = 0; /* base: file offset of buf[0] */
     int rc = 0;
     for (;;) {
         size_t got = 0;
@@ -632,32 +677,40 @@ static int find_good_after(int fd, uint64_t from, fl_log_report *rep)
         if (rc || got == 0) break;
         int last = got < WINDOW + overlap;
         size_t stop = last ? got : WINDOW; /* offsets tried from this window */
-        for (size_t i = 0; i < stop; i++) {
-            if (buf[i] == 0) {
-                if (zero_run++ == 0) zero_at = base + i;
-                uint64_t page = (zero_at + PAGE - 1) / PAGE * PAGE;
-                if (base + i + 1 >= page + PAGE) rep->unwritten_page = 1;
-            } else {
-                zero_run = 0;
-            }
-            if (got - i < FL_LOG_FRAME_LEN) continue;
-            uint32_t len = (uint32_t)buf[i] | (uint32_t)buf[i + 1] << 8 |
-                           (uint32_t)buf[i + 2] << 16 | (uint32_t)buf[i + 3] << 24;
-            if (len == 0 || len > FL_LOG_RESYNC_MAX) continue;
-            size_t off = i;
-            const uint8_t *payload;
-            size_t plen;
-            if (fl_log_next(buf, got, &off, &payload, &plen) == FL_LOG_OK) {
+        for (size_t i = 0; i < stop && hashed <= hash_max; i++) {
+            if (base + i > damage && good_record_at(buf, got, i, &hashed)) {
                 rep->good_after = base + i;
+                rep->unwritten_page = z.unwritten;
                 free(buf);
                 return 0;
             }
+            zero_scan_byte(&z, base + i, buf[i]);
         }
-        if (last) break;
+        if (last || hashed > hash_max) break;
         base += WINDOW;
     }
-    rep->unwritten_page = 0; /* it matters only before a good record */
     free(buf);
+    return rc;
+}
+
+/* Copies bytes [from, end of file) of fd to path (created, fsync'ed), so
+ * a cut that may hold good records destroys nothing. */
+static int keep_tail(int fd, uint64_t from, const char *path)
+{
+    int out = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, FILE_MODE);
+    if (out < 0) return -errno;
+    uint8_t *buf = malloc(READ_CHUNK);
+    int rc = buf ? 0 : -ENOMEM;
+    for (uint64_t at = from; rc == 0;) {
+        size_t got = 0, done = 0;
+        rc = read_full_at(fd, buf, READ_CHUNK, at, &got);
+        if (rc || got == 0) break;
+        rc = write_all(out, buf, got, &done);
+        at += got;
+    }
+    free(buf);
+    if (rc == 0) rc = sync_fd(out, 0);
+    if (close(out) != 0 && rc == 0) rc = -errno;
     return rc;
 }
 
@@ -700,16 +753,22 @@ int fl_log_read_file(const char *path, uint32_t expect_kind,
         else if (read_header(&r, expect_kind, rep, &rc))
             rc = read_records(&r, on_record, ud, rep);
     }
-    int bad_tail = rep->status == FL_LOG_TORN ||
-                   (rep->status == FL_LOG_CORRUPT && rep->good_bytes > 0);
-    if (rc == 0 && cut_tail && bad_tail) {
-        rc = find_good_after(r.fd, rep->good_bytes + 1, rep);
+    int torn = rep->status == FL_LOG_TORN;
+    int corrupt = rep->status == FL_LOG_CORRUPT && rep->good_bytes > 0;
+    if (rc == 0 && cut_tail && corrupt) {
+        rc = find_good_after(r.fd, rep->good_bytes, rep);
+        if (rc == 0 && (!rep->good_after || rep->unwritten_page)) {
+            int n = snprintf(rep->kept, sizeof(rep->kept), "%s.damaged-%" PRIu64,
+                             path, rep->good_bytes);
+            rc = n < 0 || (size_t)n >= sizeof(rep->kept) ? -ENAMETOOLONG
+                                                         : keep_tail(r.fd, rep->good_bytes, rep->kept);
+            if (rc) rep->kept[0] = '\0';
+        }
         if (rc)
             snprintf(rep->reason, sizeof(rep->reason), "reading past the damage: %s",
                      strerror(-rc));
     }
-    if (rc == 0 && cut_tail && bad_tail &&
-        (!rep->good_after || rep->unwritten_page)) {
+    if (rc == 0 && cut_tail && (torn || (corrupt && rep->kept[0]))) {
         rc = cut_file(r.fd, rep);
         if (rc)
             snprintf(rep->reason, sizeof(rep->reason), "cut: %s",

@@ -147,8 +147,9 @@ typedef struct fl_log_report {
                             FL_LOG_OK if on_record stopped the reading */
     int cut;             /* 1 if the file was truncated to good_bytes */
     uint64_t good_after; /* with cut_tail: offset of a good record found
-                            after the bad one, 0 if none */
-    int unwritten_page;  /* ...and a 4 KiB page of zeros lies between */
+                            after a CORRUPT one, 0 if none */
+    int unwritten_page;  /* ...and zeros of a power loss lie between */
+    char kept[1100];     /* where a cut CORRUPT tail was copied, or "" */
     char reason[160];    /* why it stopped, for the log line */
 } fl_log_report;
 
@@ -163,20 +164,26 @@ typedef struct fl_log_report {
  * shorter than its header or with a wrong header (or the wrong kind) is
  * CORRUPT with good_bytes 0 and is never modified.
  *
- * cut_tail nonzero and a TORN or CORRUPT record after a good header: the
- * rest of the file is searched for a good record (one whose length is at
- * most FL_LOG_RESYNC_MAX and whose checksum matches). None: the tail is
- * torn, and the file is ftruncate()d to good_bytes and fsync'ed, so the
- * next append starts on a record boundary. One found (rep->good_after):
- * the damage is in the middle, and cutting would throw away good records
- * that may have been acknowledged, so the file is left as it is (cut 0)
- * for the caller to refuse. Except when a whole 4 KiB page of zeros lies
- * between (rep->unwritten_page): that is what a power loss leaves when the
- * kernel wrote later pages of the unsynced tail before earlier ones, and
- * nothing past an unwritten page was ever synced, so it is cut.
+ * cut_tail nonzero and a TORN record after a good header (the file ends
+ * inside it: a crash mid-write): the file is ftruncate()d to good_bytes
+ * and fsync'ed, so the next append starts on a record boundary.
+ *
+ * cut_tail nonzero and a CORRUPT record (whole, but its checksum or length
+ * is wrong): the rest of the file is searched for a good record (length
+ * at most FL_LOG_RESYNC_MAX, payload opening with a kind letter 'A'..'Z',
+ * checksum right; the search gives up after 64 MiB checksummed). Found
+ * (rep->good_after): the damage is in the middle, and cutting would throw
+ * away records that may have been acknowledged, so the file is left as it
+ * is (cut 0) for the caller to refuse. Except when zeros of a power loss
+ * lie between (rep->unwritten_page: the rest of the damaged record's page,
+ * or a whole 4 KiB page): pages of an unsynced tail can reach the disk out
+ * of order, and nothing past an unwritten page was ever synced. Whenever a
+ * CORRUPT tail is cut, its bytes are first copied to
+ * "<path>.damaged-<good_bytes>" (rep->kept), so nothing is destroyed.
  *
  * Memory: one buffer that grows to the largest record (at most 64 MiB +
- * 12 bytes), not the whole file. Returns 0 when the reading completed
+ * 12 bytes), not the whole file; the search past a CORRUPT record reads
+ * through one more of 5 MiB. Returns 0 when the reading completed
  * (whatever rep->status says), -errno on an I/O failure or -ENOMEM, or
  * on_record's nonzero value. */
 int fl_log_read_file(const char *path, uint32_t expect_kind,

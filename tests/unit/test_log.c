@@ -763,6 +763,7 @@ static void payloads_add(payloads *ps, size_t len)
     ps->p[ps->n] = malloc(len);
     assert_non_null(ps->p[ps->n]);
     rng_fill(ps->p[ps->n], len);
+    ps->p[ps->n][0] = (uint8_t)('A' + rng_below(26)); /* a kind letter, as real records */
     ps->len[ps->n++] = len;
 }
 
@@ -887,6 +888,17 @@ static void test_wal_torn_tail(void **state)
 
 static int on_any(void *ud, const uint8_t *payload, size_t len);
 
+/* A cut CORRUPT tail was kept: bytes [good, size) of the file as it was. */
+static void check_kept(const fl_log_report *rep, const char *seg, uint64_t good,
+                       uint64_t size)
+{
+    char want[300];
+    snprintf(want, sizeof(want), "%s.damaged-%llu", seg, (unsigned long long)good);
+    assert_string_equal(rep->kept, want);
+    assert_int_equal(file_size(rep->kept), size - good);
+    assert_int_equal(unlink(rep->kept), 0);
+}
+
 /* Damages one byte of record k (at `within` from its start). */
 static void check_corrupt(size_t k, size_t within)
 {
@@ -920,10 +932,11 @@ static void check_corrupt(size_t k, size_t within)
     /* Good records after the damaged one: the file is not cut (they may
      * be acknowledged writes), and the report says where they start. */
     read_expect(path, ps, 1, &rep, FL_LOG_CORRUPT, k);
-    if (k + 1 == ps->n) { /* nothing good after it: a torn tail, cut */
+    if (k + 1 == ps->n) { /* nothing good after it: cut, the bytes kept */
         assert_int_equal(rep.good_after, 0);
         assert_int_equal(rep.cut, 1);
         assert_int_equal(file_size(path), at);
+        check_kept(&rep, path, at, size);
     } else {
         assert_int_equal(rep.cut, 0);
         assert_int_equal(rep.unwritten_page, 0);
@@ -986,9 +999,58 @@ static void test_wal_unwritten_page(void **state)
         assert_int_equal(rep.unwritten_page, zeros);
         assert_int_equal(rep.cut, zeros);
         assert_int_equal(file_size(path), zeros ? good : size);
+        if (zeros) check_kept(&rep, path, good, size);
         fl_buf_free(&tail);
         assert_int_equal(unlink(path), 0);
     }
+
+    /* The page where the damage starts kept its older copy: zeros from the
+     * damage to the page's end, then a later page that did reach the disk. */
+    write_segment(&d, 1, ps);
+    uint64_t good = file_size(path);
+    size_t to_page = 4096 - (size_t)(good % 4096);
+    uint8_t *fill = calloc(1, to_page);
+    assert_non_null(fill);
+    write_file(path, fill, to_page, 1);
+    free(fill);
+    fl_buf later;
+    fl_buf_init(&later);
+    assert_int_equal(fl_log_frame(&later, ps->p[1], ps->len[1]), 0);
+    write_file(path, later.data, later.len, 1);
+    uint64_t size = file_size(path);
+    fl_log_report rep;
+    uint64_t n = 0;
+    assert_int_equal(fl_log_read_file(path, 1, on_any, &n, 1, &rep), 0);
+    assert_int_equal(rep.status, FL_LOG_CORRUPT);
+    assert_int_equal(rep.good_after, good + to_page);
+    assert_int_equal(rep.unwritten_page, 1);
+    assert_int_equal(rep.cut, 1);
+    check_kept(&rep, path, good, size);
+    assert_int_equal(unlink(path), 0);
+
+    /* A torn record (the file ends inside it) whose payload holds a whole
+     * valid frame, as a client's value may: still a torn tail, cut. */
+    write_segment(&d, 1, ps);
+    good = file_size(path);
+    fl_buf outer;
+    fl_buf_init(&outer);
+    uint8_t *inner = malloc(later.len + 40);
+    assert_non_null(inner);
+    inner[0] = 'A';
+    memcpy(inner + 1, later.data, later.len);
+    memset(inner + 1 + later.len, 'x', 39);
+    assert_int_equal(fl_log_frame(&outer, inner, later.len + 40), 0);
+    write_file(path, outer.data, outer.len - 20, 1);
+    n = 0;
+    assert_int_equal(fl_log_read_file(path, 1, on_any, &n, 1, &rep), 0);
+    assert_int_equal(rep.status, FL_LOG_TORN);
+    assert_int_equal(rep.good_after, 0);
+    assert_int_equal(rep.cut, 1);
+    assert_int_equal(file_size(path), good);
+    free(inner);
+    fl_buf_free(&outer);
+    fl_buf_free(&later);
+    assert_int_equal(unlink(path), 0);
     payloads_free(ps);
     free(ps);
     tmpdir_remove(&d);
