@@ -59,7 +59,7 @@ async function main() {
         page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
         page.on('pageerror', (e) => errors.push(e.message));
         const tLoad = Date.now();
-        await page.goto(`${fleetd.base}/`);
+        await page.goto(`${fleetd.base}/${process.env.QUERY || ""}`);
         await page.evaluate(() => window.fleetdDashboard.ready);
         // Zoomed in, the page asks for the viewport only: the fit leaves out
         // the outer 1% on each side, so not quite all N are shown.

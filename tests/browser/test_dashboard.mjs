@@ -9,8 +9,9 @@
  * loads the page served by fleetd and checks:
  *   - no console errors, no uncaught exceptions, no failed requests;
  *   - #vehicle-count shows the 50 vehicles put in, and each is drawn: the
- *     pixel under it has its status' colour; a vehicle moved over RESP
- *     is redrawn at its new place within a few refreshes;
+ *     pixel under it, read back from the points canvas, has its status'
+ *     colour; a vehicle moved over RESP is redrawn at its new place within
+ *     a few refreshes and is gone from the old one;
  *   - a click on the tripped vehicle's screen position shows its trip id
  *     in #trip-id (and the trip's path is drawn);
  *   - the live counters (SSE stats) show the vehicles, and a trip started
@@ -107,7 +108,7 @@ async function checkDrawn(page, ids, port) {
     for (let i = 0; i < ids.length; i++) {
         const v = seen[i];
         if (!v) continue; // out of view (the fit leaves out the outermost)
-        const [r, g, b, a] = v.rgba;
+        const [r, g, b, a] = v.rgba || [0, 0, 0, 0];
         const rgb = STATUS_RGB[want(i)];
         const ok = a === 255 && r === rgb[0] && g === rgb[1] && b === rgb[2];
         const covered = seen.some((o, j) => o && j !== i && want(j) !== want(i)
@@ -132,10 +133,14 @@ async function checkDrawn(page, ids, port) {
         const d = window.fleetdDashboard;
         const xy = d.vehicleScreenPosition(id);
         if (!xy || xy[0] - x0 < 3) return null;
-        const [r, g, b] = d.points.pixelAt(xy[0], xy[1]);
-        return r === 46 && g === 204 && b === 113 ? xy : null;
+        const px = d.points.pixelAt(xy[0], xy[1]);
+        return px && px[0] === 46 && px[1] === 204 && px[2] === 113 ? xy : null;
     }, [mover, before[0]], {timeout: 5000}).then((h) => h.jsonValue()).catch(() => null);
     check(moved, `${mover} moved 0.012 degrees east over RESP is not redrawn at its new place within 5 s`);
+    // ...and is gone from the old place, unless another vehicle is drawn there.
+    const old = await page.evaluate(([x, y]) => window.fleetdDashboard.points.pixelAt(x, y), before);
+    const neighbour = seen.some((o, j) => o && j !== 0 && Math.hypot(o.xy[0] - before[0], o.xy[1] - before[1]) < 6);
+    check(neighbour || (old && old[3] === 0), `${mover}'s old place still shows rgba(${old})`);
     log(`${mover} redrawn from x=${before[0].toFixed(1)} to x=${moved[0].toFixed(1)}`);
 }
 

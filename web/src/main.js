@@ -168,15 +168,30 @@ function softwareWebGL() {
 }
 
 if (params.get('lowres') !== '0' && softwareWebGL()) {
-    const sharp = map.getPixelRatio();
     let restore = null;
+    let lowered = false;
+    let resizing = false; // setPixelRatio resizes, which fires move events
+    const setRatio = (r) => {
+        resizing = true;
+        try {
+            map.setPixelRatio(r);
+        } finally {
+            resizing = false;
+        }
+    };
     map.on('movestart', () => {
+        if (resizing) return;
         clearTimeout(restore);
-        if (map.getPixelRatio() !== sharp / 2) map.setPixelRatio(sharp / 2);
+        if (!lowered) setRatio((window.devicePixelRatio || 1) / 2);
+        lowered = true;
     });
     map.on('moveend', () => {
+        if (resizing) return;
         clearTimeout(restore);
-        restore = setTimeout(() => map.setPixelRatio(sharp), 300);
+        restore = setTimeout(() => {
+            setRatio(null); // back to following devicePixelRatio
+            lowered = false;
+        }, 300);
     });
 }
 
@@ -267,25 +282,51 @@ function viewBbox(pad) {
 }
 
 /* The vehicle list comes from a worker (vehicles-worker.js), one request at a time. */
-const listWorker = new Worker('vehicles-worker.js');
+const LIST_TIMEOUT_MS = 30000;
+let listWorker = null;
 let listSeq = 0;
-const listWaiting = new Map(); // seq -> {resolve, reject}
-listWorker.onmessage = (msg) => {
-    const w = listWaiting.get(msg.data.seq);
-    if (!w) return;
-    listWaiting.delete(msg.data.seq);
-    if (msg.data.error) w.reject(new HttpError(msg.data.status, msg.data.error));
-    else w.resolve(msg.data);
-};
-listWorker.onerror = (e) => {
-    for (const w of listWaiting.values()) w.reject(new Error(`vehicle list worker: ${e.message}`));
-    listWaiting.clear();
-};
+const listWaiting = new Map(); // seq -> {resolve, reject, timer}
+
+function settle(seq) {
+    const w = listWaiting.get(seq);
+    if (w) {
+        listWaiting.delete(seq);
+        clearTimeout(w.timer);
+    }
+    return w;
+}
+
+/* A worker that failed to load or died is dropped with everything it was
+ * asked, and the next request starts a new one: no promise is left hanging. */
+function dropWorker(why) {
+    if (listWorker) listWorker.terminate();
+    listWorker = null;
+    for (const seq of [...listWaiting.keys()]) settle(seq).reject(new Error(`vehicle list: ${why}`));
+}
+
+function startWorker() {
+    const w = new Worker('vehicles-worker.js');
+    w.onmessage = (msg) => {
+        const d = msg.data || {};
+        const waiting = settle(d.seq);
+        if (!waiting) return;
+        if (typeof d.error === 'string') waiting.reject(new HttpError(d.status, d.error || 'failed'));
+        else waiting.resolve(d);
+    };
+    w.onerror = (e) => {
+        e.preventDefault();
+        dropWorker(e.message || 'the worker (vehicles-worker.js) failed to load or run');
+    };
+    w.onmessageerror = () => dropWorker('an answer the page could not read');
+    return w;
+}
 
 function fetchVehicles(url) {
+    if (!listWorker) listWorker = startWorker();
     const seq = ++listSeq;
     return new Promise((resolve, reject) => {
-        listWaiting.set(seq, {resolve, reject});
+        const timer = setTimeout(() => dropWorker(`no answer in ${LIST_TIMEOUT_MS / 1000} s`), LIST_TIMEOUT_MS);
+        listWaiting.set(seq, {resolve, reject, timer});
         listWorker.postMessage({seq, url, maxPoints: MAX_POINTS});
     });
 }
@@ -297,8 +338,7 @@ async function refreshVehicles() {
     const path = `/v1/vehicles?format=compact&limit=${PAGE_LIMIT}` + (bboxed ? `&bbox=${viewBbox(0.1)}` : '');
     const r = await fetchVehicles(new URL(path, location.href).href);
     Object.assign(fleet, {n: r.n, idText: r.idText, idOff: r.idOff, lon: r.lon, lat: r.lat, counts: r.counts, bboxed});
-    points.setData(r.n, r.mx, r.my, r.status);
-    showSelection();
+    points.setData(r.n, r.mx, r.my, r.status, selected ? vehicleIndex(selected.id) : -1);
     fleet.lastFetchMs = r.fetchMs;
     fleet.lastParseMs = r.parseMs;
     fleet.lastRefreshMs = performance.now() - t0;

@@ -48,11 +48,13 @@ export class PointLayer {
         map.on('resize', () => this.draw());
     }
 
-    setData(n, mx, my, status) {
+    /* selected: the index to ring in the new arrays, or -1. */
+    setData(n, mx, my, status, selected) {
         this.n = n;
         this.mx = mx;
         this.my = my;
         this.status = status;
+        this.selected = selected;
         this.draw();
     }
 
@@ -72,7 +74,9 @@ export class PointLayer {
      * x = a*mx + b*my + c, y = d*mx + e*my + f. */
     transform() {
         const map = this.map;
-        const m = MercatorCoordinate.fromLngLat(map.getCenter());
+        // Probed around the centre's longitude on the equator: project()
+        // clamps latitudes, which near the poles would skew the scale.
+        const m = MercatorCoordinate.fromLngLat([map.getCenter().lng, 0]);
         const p0 = map.project(new MercatorCoordinate(m.x, m.y).toLngLat());
         const px = map.project(new MercatorCoordinate(m.x + PROBE, m.y).toLngLat());
         const py = map.project(new MercatorCoordinate(m.x, m.y + PROBE).toLngLat());
@@ -190,10 +194,12 @@ export class PointLayer {
         return best;
     }
 
-    /* The colour drawn at CSS pixel (x, y) as [r, g, b, a] (for tests). */
+    /* The colour on the canvas at CSS pixel (x, y) as [r, g, b, a], read
+     * back from the canvas itself (for tests); null outside it. */
     pixelAt(x, y) {
         const dpr = this.canvas.width / Math.max(1, this.map.getContainer().clientWidth);
-        const v = this.pixels[Math.round(y * dpr) * this.canvas.width + Math.round(x * dpr)] >>> 0;
-        return [v & 255, (v >>> 8) & 255, (v >>> 16) & 255, v >>> 24];
+        const px = Math.floor(x * dpr), py = Math.floor(y * dpr);
+        if (px < 0 || py < 0 || px >= this.canvas.width || py >= this.canvas.height) return null;
+        return Array.from(this.ctx.getImageData(px, py, 1, 1).data);
     }
 }
