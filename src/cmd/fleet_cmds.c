@@ -86,8 +86,11 @@ static void reply_unknown_vehicle(fl_cmd_ctx *ctx, int i)
                     (int)ctx->argvlen[i], ctx->argv[i]);
 }
 
-/* Logs this command's argv with "TS <now>" appended when it had none. */
-static void log_with_ts(fl_cmd_ctx *ctx, int had_ts, long long ts)
+/* Logs this command's argv with "TS <now>" appended when it had none, and
+ * then "BURST 1" when the ping was applied as part of a burst (only a
+ * TS-less ping can be), so that replay applies it the same way rather than
+ * judge its speed from the logged arrival times. */
+static void log_with_ts(fl_cmd_ctx *ctx, int had_ts, long long ts, int burst)
 {
     if (had_ts) {
         fl_cmd_log(ctx, ctx->argc, ctx->argv, ctx->argvlen);
@@ -95,15 +98,21 @@ static void log_with_ts(fl_cmd_ctx *ctx, int had_ts, long long ts)
     }
     char num[24];
     size_t n = fl_fmt_u64(num, (uint64_t)ts);
-    int argc = ctx->argc + 2;
+    int at = ctx->argc, argc = at + (burst ? 4 : 2);
     const char **argv = fl_xmalloc(sizeof(*argv) * (size_t)argc);
     size_t *lens = fl_xmalloc(sizeof(*lens) * (size_t)argc);
-    memcpy(argv, ctx->argv, sizeof(*argv) * (size_t)ctx->argc);
-    memcpy(lens, ctx->argvlen, sizeof(*lens) * (size_t)ctx->argc);
-    argv[argc - 2] = "TS";
-    lens[argc - 2] = 2;
-    argv[argc - 1] = num;
-    lens[argc - 1] = n;
+    memcpy(argv, ctx->argv, sizeof(*argv) * (size_t)at);
+    memcpy(lens, ctx->argvlen, sizeof(*lens) * (size_t)at);
+    argv[at] = "TS";
+    lens[at] = 2;
+    argv[at + 1] = num;
+    lens[at + 1] = n;
+    if (burst) {
+        argv[at + 2] = "BURST";
+        lens[at + 2] = 5;
+        argv[at + 3] = "1";
+        lens[at + 3] = 1;
+    }
     fl_cmd_log(ctx, argc, argv, lens);
     free(argv);
     free(lens);
@@ -142,21 +151,23 @@ static int parse_ping(fl_cmd_ctx *ctx, fl_ping *p, int *had_ts)
             p->fleet_len = ctx->argvlen[i + 1];
         } else if (arg_is(ctx, i, "status")) {
             if (arg_status(ctx, i + 1, &p->status)) return -1;
+        } else if (arg_is(ctx, i, "burst") && ctx->server->persist.replaying) {
+            p->ts_kind = FL_TS_BURST; /* written only by log_with_ts */
         } else {
             fl_reply_syntax_error(ctx);
             return -1;
         }
     }
     p->ts_ms = ts;
+    if (!*had_ts) p->ts_kind = FL_TS_ARRIVAL;
     return 0;
 }
 
 FL_CMD(vehicle_update)
 {
-    fl_ping p = {0, 0, 0, NAN, NAN, NULL, 0, -1, 0};
+    fl_ping p = {0, 0, 0, NAN, NAN, NULL, 0, -1, FL_TS_GIVEN, 0};
     int had_ts, outcome;
     if (parse_ping(ctx, &p, &had_ts)) return;
-    p.server_ts = !had_ts;
     int rc = fl_fleet_update(ctx->server->fleet, ctx->argv[1], ctx->argvlen[1],
                              &p, admission_now(ctx), &outcome);
     if (rc == -ERANGE) {
@@ -174,7 +185,7 @@ FL_CMD(vehicle_update)
     static const char *const answers[] = {"OK", "STALE", "IMPLAUSIBLE", "RELOCATED"};
     /* A stale ping changed nothing; an implausible one changed counters
      * that decide the next relocation, so it is logged too. */
-    if (outcome != FL_PING_STALE) log_with_ts(ctx, had_ts, p.ts_ms);
+    if (outcome != FL_PING_STALE) log_with_ts(ctx, had_ts, p.ts_ms, p.burst);
     /* The lookup only when a stream listens for moves. */
     if ((outcome == FL_PING_APPLIED || outcome == FL_PING_RELOCATED) &&
         (ctx->server->hooks.event_mask & FL_EV_MOVE))
@@ -539,7 +550,7 @@ FL_CMD(trip_end)
                         (int)ctx->argvlen[1], ctx->argv[1]);
         return;
     }
-    log_with_ts(ctx, had_ts, ts);
+    log_with_ts(ctx, had_ts, ts, 0);
     fl_server_emit(ctx->server, FL_EV_TRIP_ENDED, NULL, t);
     reply_trip(ctx, t, 0);
 }

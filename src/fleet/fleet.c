@@ -363,8 +363,9 @@ static int judge_ping(fl_fleet *f, fl_vehicle *v, const fl_ping *p)
     return FL_PING_RELOCATED;
 }
 
+/* feed: how the trip takes the step (fl_feed_kind). */
 static void vehicle_apply(fl_fleet *f, fl_vehicle *v, const fl_ping *p,
-                          int group, int relocated)
+                          int group, int feed)
 {
     uint64_t old_cell = fl_vehicle_cell(v), cell = fl__cell_of(p->lon, p->lat);
     if (!p->fleet) group = v->group;
@@ -372,7 +373,7 @@ static void vehicle_apply(fl_fleet *f, fl_vehicle *v, const fl_ping *p,
     int recount = cell != old_cell || group != v->group || status != v->status;
     if (recount) count_in(f, old_cell, v->group, v->status, -1);
     if (v->trip) fl__trip_feed(f, v, p->lon, p->lat, p->ts_ms, p->speed_kmh,
-                               relocated);
+                               feed);
     int moved = index_score(p->lon, p->lat) != index_score(v->lon, v->lat);
     v->lon = p->lon;
     v->lat = p->lat;
@@ -385,24 +386,38 @@ static void vehicle_apply(fl_fleet *f, fl_vehicle *v, const fl_ping *p,
     if (recount) count_in(f, cell, group, status, 1);
 }
 
+/* Whether ping p is part of a burst (see fl_fleet_update). */
+static int in_burst(const fl_vehicle *v, const fl_ping *p)
+{
+    if (p->ts_kind == FL_TS_BURST) return p->ts_ms >= v->ts_ms;
+    if (p->ts_kind != FL_TS_ARRIVAL) return 0;
+    return p->ts_ms <= v->ts_ms ? v->ts_ms - p->ts_ms < FL_SERVER_TS_SLACK_MS
+                                : p->ts_ms - v->ts_ms < FL_BURST_MS;
+}
+
 int fl_fleet_update(fl_fleet *f, const char *id, size_t len,
                     fl_ping *p, int64_t now_ms, int *outcome)
 {
     int rc = ping_valid(f, len, p, now_ms);
     if (rc != 0) return rc;
     fl_vehicle *v = fl_ptrmap_get(&f->vehicles, id, len);
-    if (v && p->server_ts && p->ts_ms <= v->ts_ms &&
-        v->ts_ms - p->ts_ms < FL_SERVER_TS_SLACK_MS)
-        p->ts_ms = v->ts_ms + 1;
+    p->burst = v && in_burst(v, p);
     /* Stale pings name no new fleet: the name is only looked up (and
      * created) for pings that will be applied. */
-    if (v && p->ts_ms <= v->ts_ms) {
+    if (v && p->ts_ms <= v->ts_ms && !p->burst) {
         f->stats.pings_stale++;
         *outcome = FL_PING_STALE;
         return 0;
     }
     int group = group_no(f, p->fleet, p->fleet_len);
     if (group < 0) return -ENOSPC;
+    if (p->burst) {
+        if (p->ts_ms < v->ts_ms) p->ts_ms = v->ts_ms;
+        f->stats.pings_applied++;
+        *outcome = FL_PING_APPLIED;
+        vehicle_apply(f, v, p, group, FL_FEED_UNTIMED);
+        return 0;
+    }
     if (!v) {
         vehicle_create(f, id, len, p, group);
         f->stats.pings_applied++;
@@ -415,7 +430,8 @@ int fl_fleet_update(fl_fleet *f, const char *id, size_t len,
     case FL_PING_RELOCATED: f->stats.pings_relocated++; break;
     default: f->stats.pings_applied++; break;
     }
-    vehicle_apply(f, v, p, group, *outcome == FL_PING_RELOCATED);
+    vehicle_apply(f, v, p, group,
+                  *outcome == FL_PING_RELOCATED ? FL_FEED_RELOCATED : FL_FEED_TIMED);
     return 0;
 }
 
@@ -766,7 +782,7 @@ int fl_fleet_restore_vehicle(fl_fleet *f, const char *id, size_t len,
                              size_t fleet_len, const fl_trip *trip)
 {
     fl_ping p = {src->lon, src->lat, src->ts_ms, src->speed_kmh, src->heading,
-                 fleet, fleet_len, src->status, 0};
+                 fleet, fleet_len, src->status, FL_TS_GIVEN, 0};
     if (len == 0 || len > FL_FLEET_ID_MAX || src->status >= FL_VS_COUNT ||
         !isfinite(src->lon) || !isfinite(src->lat) ||
         !fl_geo_coords_valid(src->lon, src->lat) || src->ts_ms <= 0 ||

@@ -162,12 +162,19 @@ typedef struct fl_ping {
     const char *fleet;          /* NULL: keep */
     size_t fleet_len;
     int status;                 /* -1: keep (available for a new vehicle) */
-    int server_ts;              /* 1: ts_ms is the arrival time, no TS was
-                                   given (see fl_fleet_update) */
+    int ts_kind;                /* fl_ping_ts (see fl_fleet_update) */
+    int burst;                  /* out: applied as part of a burst */
 } fl_ping;
 
-/* How far a vehicle's last ping may be ahead of a TS-less ping's arrival
- * time for the new one to be placed just after it rather than be STALE. */
+enum fl_ping_ts {
+    FL_TS_GIVEN = 0,   /* the client's TS */
+    FL_TS_ARRIVAL = 1, /* no TS: ts_ms is the server's arrival time */
+    FL_TS_BURST = 2    /* replay of a ping that was applied as a burst */
+};
+
+/* A TS-less ping arriving less than FL_BURST_MS after the vehicle's last
+ * ping (or at most FL_SERVER_TS_SLACK_MS before it) belongs to a burst. */
+#define FL_BURST_MS 100
 #define FL_SERVER_TS_SLACK_MS 1000
 
 enum fl_ping_outcome {
@@ -202,10 +209,13 @@ void fl_fleet_clear(fl_fleet *f);
  * finite, id empty or too long, speed outside 0..FL_SPEED_MAX_KMH;
  * -ERANGE: ts_ms more than max_future_ms after now_ms or not positive;
  * -ENOSPC: a new fleet name beyond FL_FLEETS_MAX. *outcome: fl_ping_outcome.
- * With p->server_ts, a ping at or before the vehicle's last one (by at most
- * FL_SERVER_TS_SLACK_MS) gets p->ts_ms = last + 1: pipelined TS-less pings
- * that share one arrival millisecond are kept in arrival order, as Redis
- * orders stream IDs. The caller logs p->ts_ms as it is on return. */
+ * A ping not after the vehicle's last is STALE. An FL_TS_ARRIVAL ping in a
+ * burst (pipelined or coalesced TS-less pings of one vehicle) is applied
+ * in arrival order at max(arrival, last) with p->burst = 1: arrival times
+ * a few milliseconds apart say nothing of the vehicle's speed, so none is
+ * judged (never IMPLAUSIBLE) or derived for the trip from that step. The
+ * caller logs p->ts_ms and the burst mark; replay passes FL_TS_BURST, which
+ * applies the same way at that time (STALE only if before the last). */
 int fl_fleet_update(fl_fleet *f, const char *id, size_t len,
                     fl_ping *p, int64_t now_ms, int *outcome);
 const fl_vehicle *fl_fleet_vehicle(const fl_fleet *f, const char *id,

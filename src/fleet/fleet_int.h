@@ -73,8 +73,16 @@ void fl__trip_touch(fl_fleet *f, fl_trip *t);
  * 0 or -EADDRINUSE. */
 int fl__trip_begin(fl_fleet *f, fl_vehicle *v, const char *tid, size_t tlen,
                    int64_t ts_ms, int with_point, const fl_trip **out);
+/* How a trip takes a vehicle's step. */
+enum fl_feed_kind {
+    FL_FEED_TIMED = 0,     /* distance, and speed derived from time */
+    FL_FEED_RELOCATED = 1, /* a jump: the trip moves on without counting it */
+    FL_FEED_UNTIMED = 2    /* a burst: distance, but no time to derive speed */
+};
+/* Feeds v's running trip the step to (lon, lat) at ts_ms (before v moves);
+ * feed: fl_feed_kind. */
 void fl__trip_feed(fl_fleet *f, fl_vehicle *v, double lon, double lat,
-                   int64_t ts_ms, float speed_kmh, int relocated);
+                   int64_t ts_ms, float speed_kmh, int feed);
 void fl__trips_free_all(fl_fleet *f);
 /* Copies a trip's times, metrics and path (duplicated) from src. */
 void fl__trip_copy(fl_fleet *f, fl_trip *dst, const fl_trip *src);

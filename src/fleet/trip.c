@@ -224,7 +224,7 @@ static void add_idle(fl_trip *t, int64_t from, int64_t to)
 }
 
 void fl__trip_feed(fl_fleet *f, fl_vehicle *v, double lon, double lat,
-                   int64_t ts_ms, float speed_kmh, int relocated)
+                   int64_t ts_ms, float speed_kmh, int feed)
 {
     fl_trip *t = v->trip;
     int64_t prev = t->last_ms;
@@ -232,7 +232,7 @@ void fl__trip_feed(fl_fleet *f, fl_vehicle *v, double lon, double lat,
     t->pings++;
     t->last_ms = ts_ms > t->last_ms ? ts_ms : t->last_ms;
     fl__trip_touch(f, t);
-    if (relocated) {
+    if (feed == FL_FEED_RELOCATED) {
         set_anchor(t, lon, lat);
         return;
     }
@@ -248,7 +248,8 @@ void fl__trip_feed(fl_fleet *f, fl_vehicle *v, double lon, double lat,
     double kmh = speed_kmh;
     if (isnan(speed_kmh)) {
         double step = fl_fleet_distance_m(v->lon, v->lat, lon, lat);
-        kmh = dt > 0 && step >= f->cfg.jitter_m ? step / (double)dt * 3600.0 : 0;
+        kmh = feed == FL_FEED_TIMED && dt > 0 && step >= f->cfg.jitter_m
+                  ? step / (double)dt * 3600.0 : 0;
     }
     if (moved) t->last_move_ms = ts_ms;
     if (!isnan(speed_kmh)) {

@@ -37,41 +37,69 @@ static fl_fleet *new_fleet(void)
 static int ping(fl_fleet *f, const char *id, double lon, double lat,
                 int64_t ts, int status)
 {
-    fl_ping p = {lon, lat, ts, NAN, NAN, NULL, 0, status, 0};
+    fl_ping p = {lon, lat, ts, NAN, NAN, NULL, 0, status, 0, 0};
     int outcome = -1;
     int rc = fl_fleet_update(f, id, strlen(id), &p, ts, &outcome);
     assert_int_equal(rc, 0);
     return outcome;
 }
 
-/* TS-less pings (server_ts) arriving in the same millisecond keep their
- * order: each is placed 1 ms after the vehicle's last; a client's own TS
- * equal to the last is still STALE, and so is a TS-less ping behind a last
- * ping more than FL_SERVER_TS_SLACK_MS ahead (a client clock far off). */
-static void test_server_ts_order(void **state)
+/* A burst of TS-less pings (FL_TS_ARRIVAL, arrivals under FL_BURST_MS
+ * apart): applied in arrival order, 140 m steps included (no speed is
+ * judged from arrival times milliseconds apart), the trip counts the path
+ * and derives no speed from it; a TS-less ping a few seconds later is
+ * judged as usual; a client's own TS equal to the last is STALE, and so is
+ * a TS-less ping behind a last ping more than FL_SERVER_TS_SLACK_MS ahead.
+ * FL_TS_BURST (replay) applies the same way, STALE only before the last. */
+static void test_arrival_burst(void **state)
 {
     (void)state;
     fl_fleet *f = new_fleet();
     assert_non_null(f);
     int out = -1;
-    for (int i = 0; i < 5; i++) {
-        fl_ping p = {11.5 + i * 1e-5, 48.1, T0, NAN, NAN, NULL, 0, -1, 1};
-        assert_int_equal(fl_fleet_update(f, "v", 1, &p, T0, &out), 0);
+    fl_ping first = {11.5, 48.1, T0, NAN, NAN, NULL, 0, -1, FL_TS_ARRIVAL, 0};
+    assert_int_equal(fl_fleet_update(f, "v", 1, &first, T0, &out), 0);
+    assert_int_equal(out, FL_PING_APPLIED);
+    assert_int_equal(first.burst, 0);
+    const fl_trip *started = NULL;
+    assert_int_equal(fl_fleet_trip_start(f, "v", 1, "t1", 2, T0, T0, &started), 0);
+    static const int64_t arrive[] = {0, 0, 30, 99};
+    for (int i = 1; i <= 4; i++) {
+        int64_t at = T0 + arrive[i - 1];
+        fl_ping p = {11.5 + i * 0.0019, 48.1, at, NAN, NAN, NULL, 0, -1, FL_TS_ARRIVAL, 0};
+        assert_int_equal(fl_fleet_update(f, "v", 1, &p, at, &out), 0);
         assert_int_equal(out, FL_PING_APPLIED);
-        assert_true(p.ts_ms == T0 + i);
+        assert_int_equal(p.burst, 1);
+        assert_true(p.ts_ms == at);
         const fl_vehicle *v = fl_fleet_vehicle(f, "v", 1);
-        assert_true(v->ts_ms == T0 + i && fabs(v->lon - (11.5 + i * 1e-5)) < 1e-6);
+        assert_true(v->ts_ms == at && fabs(v->lon - (11.5 + i * 0.0019)) < 1e-6);
+        assert_int_equal(v->flagged, 0);
     }
-    fl_ping own = {11.6, 48.1, T0 + 4, NAN, NAN, NULL, 0, -1, 0};
-    assert_int_equal(fl_fleet_update(f, "v", 1, &own, T0, &out), 0);
+    const fl_trip *t = fl_fleet_trip(f, "t1", 2);
+    assert_non_null(t);
+    assert_true(t->distance_m > 4 * 130 && t->distance_m < 4 * 150);
+    assert_true(t->max_speed_kmh == 0);
+    /* Seconds later: an ordinary ping, judged (140 m in 5 s is plausible). */
+    fl_ping later = {11.5 + 5 * 0.0019, 48.1, T0 + 5099, NAN, NAN, NULL, 0, -1, FL_TS_ARRIVAL, 0};
+    assert_int_equal(fl_fleet_update(f, "v", 1, &later, T0 + 5099, &out), 0);
+    assert_int_equal(out, FL_PING_APPLIED);
+    assert_int_equal(later.burst, 0);
+    assert_true(t->max_speed_kmh > 90 && t->max_speed_kmh < 110);
+    fl_ping own = {11.6, 48.1, T0 + 5099, NAN, NAN, NULL, 0, -1, FL_TS_GIVEN, 0};
+    assert_int_equal(fl_fleet_update(f, "v", 1, &own, T0 + 5099, &out), 0);
     assert_int_equal(out, FL_PING_STALE);
-    assert_true(own.ts_ms == T0 + 4);
-    fl_ping ahead = {11.5, 48.1, T0 + 5000, NAN, NAN, NULL, 0, -1, 0};
+    fl_ping replay = {11.7, 48.1, T0 + 5098, NAN, NAN, NULL, 0, -1, FL_TS_BURST, 0};
+    assert_int_equal(fl_fleet_update(f, "v", 1, &replay, T0, &out), 0);
+    assert_int_equal(out, FL_PING_STALE);
+    replay.ts_ms = T0 + 5099;
+    assert_int_equal(fl_fleet_update(f, "v", 1, &replay, T0, &out), 0);
+    assert_int_equal(out, FL_PING_APPLIED);
+    assert_int_equal(replay.burst, 1);
+    fl_ping ahead = {11.5, 48.1, T0 + 5000, NAN, NAN, NULL, 0, -1, FL_TS_GIVEN, 0};
     assert_int_equal(fl_fleet_update(f, "w", 1, &ahead, T0, &out), 0);
-    fl_ping late = {11.5, 48.1, T0, NAN, NAN, NULL, 0, -1, 1};
+    fl_ping late = {11.5, 48.1, T0, NAN, NAN, NULL, 0, -1, FL_TS_ARRIVAL, 0};
     assert_int_equal(fl_fleet_update(f, "w", 1, &late, T0, &out), 0);
     assert_int_equal(out, FL_PING_STALE);
-    assert_true(late.ts_ms == T0);
     fl_fleet_free(f);
 }
 
@@ -139,7 +167,7 @@ static void test_bad_pings(void **state)
     (void)state;
     fl_fleet *f = new_fleet();
     int out;
-    fl_ping p = {NAN, 48, T0, NAN, NAN, NULL, 0, -1, 0};
+    fl_ping p = {NAN, 48, T0, NAN, NAN, NULL, 0, -1, 0, 0};
     assert_int_equal(fl_fleet_update(f, "v", 1, &p, T0, &out), -EINVAL);
     p.lon = INFINITY;
     assert_int_equal(fl_fleet_update(f, "v", 1, &p, T0, &out), -EINVAL);
@@ -189,7 +217,7 @@ static void test_trip_metrics(void **state)
     assert_true(t->max_speed_kmh < 30);
     /* Standing still with a reported speed of 0: idle time. */
     for (int i = 101; i <= 110; i++) {
-        fl_ping p = {lon, 48.0, T0 + i * 1000, 0, NAN, NULL, 0, -1, 0};
+        fl_ping p = {lon, 48.0, T0 + i * 1000, 0, NAN, NULL, 0, -1, 0, 0};
         int out;
         assert_int_equal(fl_fleet_update(f, "car", 3, &p, T0 + i * 1000, &out), 0);
     }
@@ -298,7 +326,7 @@ static fl_fleet *populate(void)
         r->status = (int)(rnd() * 3);
         r->fleet = (int)(rnd() * 3);
         fl_ping p = {r->lon, r->lat, T0, NAN, NAN, fleets[r->fleet],
-                     strlen(fleets[r->fleet]), r->status, 0};
+                     strlen(fleets[r->fleet]), r->status, 0, 0};
         int out;
         assert_int_equal(fl_fleet_update(f, r->id, strlen(r->id), &p, T0, &out), 0);
     }
@@ -432,7 +460,7 @@ static void test_supply_counts(void **state)
         ref_vehicle *r = &refs[i];
         r->lon += 0.01;
         r->status = (r->status + 1) % 3;
-        fl_ping p = {r->lon, r->lat, T0 + 60000, NAN, NAN, NULL, 0, r->status, 0};
+        fl_ping p = {r->lon, r->lat, T0 + 60000, NAN, NAN, NULL, 0, r->status, 0, 0};
         int out;
         assert_int_equal(fl_fleet_update(f, r->id, strlen(r->id), &p, T0 + 60000, &out), 0);
         assert_int_equal(out, FL_PING_APPLIED);
@@ -606,7 +634,7 @@ int main(void)
         cmocka_unit_test(test_path_google_example),
         cmocka_unit_test(test_path_roundtrip_random),
         cmocka_unit_test(test_ping_outcomes),
-        cmocka_unit_test(test_server_ts_order),
+        cmocka_unit_test(test_arrival_burst),
         cmocka_unit_test(test_bad_pings),
         cmocka_unit_test(test_trip_metrics),
         cmocka_unit_test(test_trip_errors_and_idle),
