@@ -249,6 +249,22 @@ static int check_contiguous(const char *dir, const fl_store_files *f, size_t fir
     return 0;
 }
 
+/* The index of the newest segment holding more than its header. The next
+ * segment is created ahead of a snapshot, so a crash can leave one with no
+ * records after the segment whose tail it tore: that tail is still the
+ * log's end and may be cut. */
+static size_t last_with_records(const char *dir, const fl_store_files *f, size_t first)
+{
+    size_t last = f->nsegments ? f->nsegments - 1 : 0;
+    char path[1024];
+    struct stat st;
+    while (last > first &&
+           fl_store_path(path, sizeof(path), dir, "log", f->segments[last], 0) == 0 &&
+           stat(path, &st) == 0 && st.st_size <= FL_LOG_HEADER_LEN)
+        last--;
+    return last;
+}
+
 /* Loads everything; *open_seq receives the segment to append to. */
 static int load_all(fl_server *s, uint64_t *open_seq, char *err, size_t errlen)
 {
@@ -268,9 +284,9 @@ static int load_all(fl_server *s, uint64_t *open_seq, char *err, size_t errlen)
     size_t first = 0;
     while (first < files.nsegments && files.segments[first] < snap) first++;
     if (rc == 0) rc = check_contiguous(s->cfg.dir, &files, first, err, errlen);
+    size_t last = last_with_records(s->cfg.dir, &files, first);
     for (size_t i = first; rc == 0 && i < files.nsegments; i++)
-        rc = load_segment(s, files.segments[i], i + 1 == files.nsegments, &lc,
-                          err, errlen);
+        rc = load_segment(s, files.segments[i], i >= last, &lc, err, errlen);
     *open_seq = files.nsegments > first ? files.segments[files.nsegments - 1]
                                         : (snap ? snap : 1);
     fl_store_files_free(&files);

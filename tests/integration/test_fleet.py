@@ -1415,6 +1415,24 @@ def test_durability(srv, c, model, fleets, rnd):
     c.close()
     check(srv.stop() == 0, "fleetd exits 0 on SIGTERM")
 
+    # A torn tail in the segment before the one made ahead of a snapshot
+    # (header only): that tail is still the log's end, and is cut.
+    seg = newest(datadir, "log")
+    with open(seg, "rb") as f:
+        header = f.read(16)
+    seq = int(seg.rsplit(".", 1)[1])
+    ahead = os.path.join(datadir, "log.%010d" % (seq + 1))
+    with open(ahead, "wb") as f:
+        f.write(header)
+    with open(seg, "ab") as f:
+        f.write(b"\xff\xff\xff\x00torn")
+    srv.start()
+    c = Client(srv.port)
+    cut = c.info("persistence").get("loading_tail_cut_bytes")
+    check(cut == "8", "a torn tail before an empty next segment is cut: %r" % cut)
+    c.close()
+    check(srv.stop() == 0, "fleetd exits 0 on SIGTERM")
+
 
 def test_config_replay():
     """The rules a ping was judged by are part of what it did: after a
