@@ -78,6 +78,7 @@
 
 typedef struct http_req http_req;
 typedef struct sse_sub sse_sub;
+typedef struct list_stream list_stream;
 typedef struct fl_http fl_http;
 
 struct fl_http {
@@ -95,6 +96,8 @@ struct fl_http {
     char web_dir[PATH_MAX];
     fl_api api;
     http_req *held;            /* answers waiting for the log */
+    list_stream *lists_held;   /* vehicle lists waiting between slices */
+    uint64_t turn;             /* loop turns, counted in the check phase */
     size_t body_bytes;         /* request bodies buffered, all connections */
     sse_sub *subs;             /* event streams */
     uint64_t nsubs;
@@ -490,6 +493,128 @@ static void tick_cb(uv_timer_t *t)
     run_daemon(h);
 }
 
+/* ---- vehicle lists, written in slices ---- */
+
+/* A GET /v1/vehicles answer (see fl_api_list in http_api.h): rendered one
+ * slice per read callback, so a large page is spread over many turns of
+ * the loop instead of stalling it. Each slice shows the fleet as it is
+ * when rendered, so, like any read, it is not rendered while changes are
+ * in the log but not yet durable: the stream waits (suspended) for the
+ * check phase that makes them so. */
+struct list_stream {
+    fl_http *h;
+    struct MHD_Connection *conn;
+    fl_api_list *list;           /* owned */
+    fl_buf out;                  /* rendered, not yet handed over */
+    size_t out_off;
+    int more;                    /* slices still to render */
+    uint64_t wal_need;           /* while held */
+    uint64_t turn;               /* the loop turn of the last slice */
+    list_stream *prev, *next;    /* on h->lists_held while held */
+    int held;
+};
+
+static void keep_turning(fl_http *h);
+
+static void list_unhold(fl_http *h, list_stream *ls)
+{
+    if (ls->prev) ls->prev->next = ls->next;
+    else h->lists_held = ls->next;
+    if (ls->next) ls->next->prev = ls->prev;
+    ls->prev = ls->next = NULL;
+    ls->held = 0;
+    MHD_resume_connection(ls->conn);
+}
+
+static void list_hold(fl_http *h, list_stream *ls, uint64_t need)
+{
+    keep_turning(h);
+    ls->wal_need = need;
+    ls->held = 1;
+    ls->prev = NULL;
+    ls->next = h->lists_held;
+    if (h->lists_held) h->lists_held->prev = ls;
+    h->lists_held = ls;
+    MHD_suspend_connection(ls->conn);
+}
+
+/* Resumes the lists the log caught up with (all of them when giving up:
+ * a broken log or a stop; the read callback then decides). */
+static void release_lists(fl_http *h, uint64_t level, int give_up)
+{
+    for (list_stream *ls = h->lists_held, *next; ls; ls = next) {
+        next = ls->next;
+        if (give_up || ls->wal_need <= level) list_unhold(h, ls);
+    }
+}
+
+static ssize_t list_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)pos;
+    list_stream *ls = cls;
+    fl_http *h = ls->h;
+    /* Cut short, the page must not look complete: no closing chunk. */
+    if (h->closing) return MHD_CONTENT_READER_END_WITH_ERROR;
+    if (ls->out_off == ls->out.len) {
+        ls->out.len = ls->out_off = 0;
+        if (!ls->more) return MHD_CONTENT_READER_END_OF_STREAM;
+        /* One slice per turn of the loop: libmicrohttpd keeps calling
+         * while the socket takes data, and would otherwise write the
+         * whole page before any other client is served. */
+        fl_server *srv = h->srv;
+        uint64_t need = srv->persist.appended;
+        if (ls->turn == h->turn ||
+            (need > fl_server_durable_level(srv) && !srv->persist.broken)) {
+            list_hold(h, ls, ls->turn == h->turn ? 0 : need);
+            return 0;
+        }
+        ls->turn = h->turn;
+        ls->more = fl_api_list_next(ls->list, &ls->out);
+    }
+    size_t n = ls->out.len - ls->out_off;
+    if (n > max) n = max;
+    memcpy(buf, ls->out.data + ls->out_off, n);
+    ls->out_off += n;
+    return (ssize_t)n;
+}
+
+static void list_free(void *cls)
+{
+    list_stream *ls = cls;
+    if (ls->held) { /* not resumed: unlink without touching the connection */
+        if (ls->prev) ls->prev->next = ls->next;
+        else ls->h->lists_held = ls->next;
+        if (ls->next) ls->next->prev = ls->prev;
+    }
+    fl_api_list_free(ls->list);
+    fl_buf_free(&ls->out);
+    free(ls);
+}
+
+static enum MHD_Result start_list(http_req *q)
+{
+    list_stream *ls = fl_xcalloc(1, sizeof(*ls));
+    ls->h = q->h;
+    ls->conn = q->conn;
+    ls->list = q->resp.list;
+    ls->more = 1;
+    ls->turn = q->h->turn - 1; /* the first slice may go this turn */
+    q->resp.list = NULL; /* the stream owns it now */
+    fl_buf_init(&ls->out);
+    struct MHD_Response *r = MHD_create_response_from_callback(
+        MHD_SIZE_UNKNOWN, 64 * 1024, list_read, ls, list_free);
+    if (!r) {
+        list_free(ls);
+        return MHD_NO;
+    }
+    enum MHD_Result rc = MHD_NO;
+    if (add_headers(r, q->resp.ctype, NULL, MHD_HTTP_OK))
+        rc = MHD_queue_response(q->conn, MHD_HTTP_OK, r);
+    MHD_destroy_response(r); /* list_free runs when the answer is done */
+    note_answer(q, MHD_HTTP_OK);
+    return rc;
+}
+
 /* ---- waiting for the log ---- */
 
 static void idle_cb(uv_idle_t *i)
@@ -497,10 +622,15 @@ static void idle_cb(uv_idle_t *i)
     (void)i; /* its being active is the point: see check_cb */
 }
 
+static void keep_turning(fl_http *h)
+{
+    if (uv_idle_start(&h->idle, idle_cb) != 0) /* a no-op when active */
+        fprintf(stderr, "fleetd: http: cannot start the idle handle\n");
+}
+
 static void hold(fl_http *h, http_req *q)
 {
-    if (!h->held && uv_idle_start(&h->idle, idle_cb) != 0)
-        fprintf(stderr, "fleetd: http: cannot start the idle handle\n");
+    keep_turning(h);
     q->prev = NULL;
     q->next = h->held;
     if (h->held) h->held->prev = q;
@@ -528,6 +658,7 @@ static void release_held(fl_http *h, int stopping)
     if (srv->hooks.persist_flush) srv->hooks.persist_flush(srv->hooks.store_ud);
     uint64_t level = fl_server_durable_level(srv);
     int give_up = stopping || srv->persist.broken;
+    release_lists(h, level, give_up);
     for (http_req *q = h->held, *next; q; q = next) {
         next = q->next;
         if (q->wal_need <= level) {
@@ -546,13 +677,14 @@ static void release_held(fl_http *h, int stopping)
 static void check_cb(uv_check_t *c)
 {
     fl_http *h = c->data;
-    if (!h->held) return;
+    h->turn++;
+    if (!h->held && !h->lists_held) return;
     release_held(h, 0);
     run_daemon(h);
     /* Keep-alive connections read their next request while their answer
      * is sent, so the run above may have held new answers; the idle
      * handle stops the loop from sleeping on them. */
-    if (!h->held) (void)uv_idle_stop(&h->idle); /* stopping never fails */
+    if (!h->held && !h->lists_held) (void)uv_idle_stop(&h->idle); /* never fails */
 }
 
 /* ---- the handler ---- */
@@ -578,6 +710,7 @@ static enum MHD_Result answer(http_req *q, const char *url, const char *method)
     fl_api_handle(&h->api, &req, &q->resp);
     switch (q->resp.kind) {
     case FL_API_STREAM: return start_stream(q);
+    case FL_API_LIST: return start_list(q);
     case FL_API_STATIC: return serve_static(q, url);
     case FL_API_METRICS:
         q->resp.body.len = 0;

@@ -61,6 +61,8 @@ void fl_api_resp_init(fl_api_resp *r)
 void fl_api_resp_free(fl_api_resp *r)
 {
     fl_buf_free(&r->body);
+    fl_api_list_free(r->list);
+    r->list = NULL;
 }
 
 static const char *status_title(unsigned status)
@@ -698,17 +700,31 @@ static void delete_vehicle(route_ctx *rc)
     rc->resp->body.len = 0;
 }
 
-/* A list page being written: full objects or compact rows. */
-typedef struct page {
+/* Slices of a list: at most this many vehicles looked at, and about this
+ * many bytes written, per call (each well under a millisecond). */
+#define SLICE_LOOKS 4096
+#define SLICE_BYTES (16 * 1024)
+
+/* A place in index order, copied: the vehicle itself may be gone. */
+typedef struct list_pos {
+    uint64_t key;
+    size_t len;                  /* 0: before the first vehicle */
+    char id[FL_FLEET_ID_MAX];
+} list_pos;
+
+struct fl_api_list {
     const fl_fleet *f;
-    fl_buf *b;
-    vehicle_filter vf;
-    const double *bbox;          /* NULL: no box */
+    vehicle_filter vf;           /* vf.fleet points at fleet below */
+    char fleet[FL_FLEET_ID_MAX];
+    int has_bbox;
+    double bbox[4];
     long long limit, n;
-    int compact;
-    uint64_t last_key;
-    const fl_vehicle *last;
-} page;
+    int compact, started;
+    list_pos at;                 /* the walk resumes after this */
+    list_pos last;               /* the last vehicle written: the cursor */
+    fl_buf *out;                 /* during a slice */
+    size_t looks, out_stop;
+};
 
 static void compact_row(fl_buf *b, const fl_vehicle *v)
 {
@@ -728,18 +744,34 @@ static void compact_row(fl_buf *b, const fl_vehicle *v)
     fl_buf_append_str(b, "]");
 }
 
-static int page_add(void *ud, const fl_vehicle *v, uint64_t key)
+static void set_pos(list_pos *p, uint64_t key, const fl_vehicle *v)
 {
-    page *pg = ud;
-    /* With a box, the box search has filtered already (page_boxed). */
-    if (!pg->bbox && !filter_match(pg->f, &pg->vf, v)) return 0;
-    if (pg->n == pg->limit) return 1; /* one more exists: a next page */
-    if (pg->n++) fl_buf_append_str(pg->b, ",");
-    if (pg->compact) compact_row(pg->b, v);
-    else fl_api_vehicle_json(pg->b, pg->f, v);
-    pg->last = v;
-    pg->last_key = key;
-    return 0;
+    p->key = key;
+    p->len = v->id_len;
+    memcpy(p->id, v->id, v->id_len);
+}
+
+static int list_match(const fl_api_list *l, const fl_vehicle *v)
+{
+    return (!l->has_bbox || fl_geo_box_contains(l->bbox, v->lon, v->lat)) &&
+           filter_match(l->f, &l->vf, v);
+}
+
+enum { SLICE_FULL = 1, PAGE_FULL = 2 };
+
+static int list_visit(void *ud, const fl_vehicle *v, uint64_t key)
+{
+    fl_api_list *l = ud;
+    if (list_match(l, v)) {
+        if (l->n == l->limit) return PAGE_FULL; /* one more exists */
+        if (l->n++) fl_buf_append_str(l->out, ",");
+        if (l->compact) compact_row(l->out, v);
+        else fl_api_vehicle_json(l->out, l->f, v);
+        set_pos(&l->last, key, v);
+    }
+    if (++l->looks < SLICE_LOOKS && l->out->len < l->out_stop) return 0;
+    set_pos(&l->at, key, v);
+    return SLICE_FULL;
 }
 
 static void hex(fl_buf *b, const unsigned char *p, size_t n)
@@ -747,8 +779,40 @@ static void hex(fl_buf *b, const unsigned char *p, size_t n)
     for (size_t i = 0; i < n; i++) fl_buf_printf(b, "%02x", p[i]);
 }
 
+int fl_api_list_next(fl_api_list *l, fl_buf *out)
+{
+    if (!l->started) {
+        l->started = 1;
+        if (l->compact)
+            fl_buf_append_str(out, "{\"fields\":[\"id\",\"lon\",\"lat\",\"status\","
+                                   "\"heading\",\"trip\"],\"vehicles\":[");
+        else fl_buf_append_str(out, "{\"vehicles\":[");
+    }
+    l->out = out;
+    l->looks = 0;
+    l->out_stop = out->len + SLICE_BYTES;
+    int stop = fl_fleet_each_vehicle_after(l->f, l->at.key, l->at.len ? l->at.id : NULL,
+                                           l->at.len, list_visit, l);
+    l->out = NULL;
+    if (stop == SLICE_FULL) return 1;
+    fl_buf_append_str(out, "],\"next_cursor\":");
+    if (stop == PAGE_FULL && l->last.len) {
+        fl_buf_printf(out, "\"%llx.", (unsigned long long)l->last.key);
+        hex(out, (const unsigned char *)l->last.id, l->last.len);
+        fl_buf_append_str(out, "\"}");
+    } else {
+        fl_buf_append_str(out, "null}");
+    }
+    return 0;
+}
+
+void fl_api_list_free(fl_api_list *l)
+{
+    free(l);
+}
+
 /* Cursor "<key hex>.<id hex>": opaque to clients, URL-safe. */
-static int parse_cursor(const char *s, uint64_t *key, char *id, size_t *idlen)
+static int parse_cursor(const char *s, list_pos *at)
 {
     char *end;
     errno = 0;
@@ -763,116 +827,60 @@ static int parse_cursor(const char *s, uint64_t *key, char *id, size_t *idlen)
             !strchr("0123456789abcdefABCDEF", h[2 * i]) ||
             !strchr("0123456789abcdefABCDEF", h[2 * i + 1]))
             return -1;
-        id[i] = (char)byte;
+        at->id[i] = (char)byte;
     }
-    *key = k;
-    *idlen = n / 2;
+    at->key = k;
+    at->len = n / 2;
     return 0;
 }
 
-typedef struct keyed_hit {
-    uint64_t key;
-    const fl_vehicle *v;
-} keyed_hit;
-
-static int keyed_cmp(const void *a, const void *b)
-{
-    const keyed_hit *x = a, *y = b;
-    return fl_zmember_cmp(x->key, x->v->id, x->v->id_len, y->key, y->v->id,
-                          y->v->id_len);
-}
-
-/* A page inside a box: the index's box search finds the candidates (a
- * walk of the whole index would cost a scan of the fleet per page), then
- * they are put in (key, id) order so the cursor means what it means
- * without a box. Returns 1 when more follow, 0 when not, -1 on error. */
-static int page_boxed(page *pg, uint64_t key, const char *id, size_t idlen)
-{
-    fl_fleet_query q;
-    memset(&q, 0, sizeof(q));
-    memcpy(q.box, pg->bbox, sizeof(q.box));
-    q.is_box = 1;
-    q.status = pg->vf.status;
-    q.fleet = pg->vf.fleet;
-    q.fleet_len = pg->vf.fleet_len;
-    fl_fleet_hits hits;
-    memset(&hits, 0, sizeof(hits));
-    if (fl_fleet_search(pg->f, &q, &hits) != 0) {
-        fl_fleet_hits_free(&hits);
-        return -1;
-    }
-    keyed_hit *kh = fl_xmalloc((hits.n ? hits.n : 1) * sizeof(*kh));
-    for (size_t i = 0; i < hits.n; i++)
-        kh[i] = (keyed_hit){fl_fleet_vehicle_key(pg->f, hits.v[i].v), hits.v[i].v};
-    qsort(kh, hits.n, sizeof(*kh), keyed_cmp);
-    int more = 0;
-    for (size_t i = 0; i < hits.n && !more; i++) {
-        if (id && fl_zmember_cmp(kh[i].key, kh[i].v->id, kh[i].v->id_len, key,
-                                 id, idlen) <= 0)
-            continue;
-        more = page_add(pg, kh[i].v, kh[i].key);
-    }
-    free(kh);
-    fl_fleet_hits_free(&hits);
-    return more;
-}
-
-static void list_vehicles(route_ctx *rc)
+/* Checks the list's arguments into l; answers 400 and returns -1 if bad. */
+static int list_args(route_ctx *rc, fl_api_list *l)
 {
     const fl_api_req *req = rc->req;
-    page pg;
-    memset(&pg, 0, sizeof(pg));
-    pg.f = rc->a->srv->fleet;
     const char *format = req->arg(req->arg_ud, "format");
-    pg.compact = format && !strcmp(format, "compact");
-    if (format && !pg.compact && strcmp(format, "full")) {
+    l->compact = format && !strcmp(format, "compact");
+    if (format && !l->compact && strcmp(format, "full")) {
         fl_api_problem(rc->resp, 400, "format must be full or compact");
-        return;
+        return -1;
     }
-    pg.limit = LIST_DEFAULT;
-    if (arg_long(req, "limit", 1, pg.compact ? COMPACT_MAX : LIST_MAX, &pg.limit)) {
+    l->limit = LIST_DEFAULT;
+    if (arg_long(req, "limit", 1, l->compact ? COMPACT_MAX : LIST_MAX, &l->limit)) {
         fl_api_problem(rc->resp, 400, "limit must be an integer from 1 to %d",
-                       pg.compact ? COMPACT_MAX : LIST_MAX);
-        return;
+                       l->compact ? COMPACT_MAX : LIST_MAX);
+        return -1;
     }
-    if (parse_filter(req, &pg.vf, rc->resp)) return;
-    double bb[4];
-    int hasbox = parse_bbox(req->arg(req->arg_ud, "bbox"), bb);
-    if (hasbox < 0) {
+    if (parse_filter(req, &l->vf, rc->resp)) return -1;
+    if (l->vf.fleet) { /* the request's string lasts only for this call */
+        memcpy(l->fleet, l->vf.fleet, l->vf.fleet_len);
+        l->vf.fleet = l->fleet;
+    }
+    l->has_bbox = parse_bbox(req->arg(req->arg_ud, "bbox"), l->bbox);
+    if (l->has_bbox < 0) {
         fl_api_problem(rc->resp, 400, "bbox must be min lon,min lat,max lon,max lat "
                                       "within GEOADD's range");
-        return;
+        return -1;
     }
-    pg.bbox = hasbox ? bb : NULL;
     const char *cur = req->arg(req->arg_ud, "cursor");
-    uint64_t key = 0;
-    char id[FL_FLEET_ID_MAX];
-    size_t idlen = 0;
-    if (cur && *cur && parse_cursor(cur, &key, id, &idlen)) {
+    if (cur && *cur && parse_cursor(cur, &l->at)) {
         fl_api_problem(rc->resp, 400, "cursor is not one this server gave");
+        return -1;
+    }
+    return 0;
+}
+
+/* The answer is a list the edge writes in slices (FL_API_LIST). */
+static void list_vehicles(route_ctx *rc)
+{
+    fl_api_list *l = fl_xcalloc(1, sizeof(*l));
+    l->f = rc->a->srv->fleet;
+    if (list_args(rc, l)) {
+        free(l);
         return;
     }
     json_answer(rc->resp, 200);
-    pg.b = &rc->resp->body;
-    if (pg.compact)
-        fl_buf_append_str(pg.b, "{\"fields\":[\"id\",\"lon\",\"lat\",\"status\","
-                                "\"heading\",\"trip\"],\"vehicles\":[");
-    else fl_buf_append_str(pg.b, "{\"vehicles\":[");
-    int more = pg.bbox ? page_boxed(&pg, key, idlen ? id : NULL, idlen)
-                       : fl_fleet_each_vehicle_after(pg.f, key, idlen ? id : NULL,
-                                                     idlen, page_add, &pg);
-    if (more < 0) {
-        fl_api_problem(rc->resp, 503, "out of memory searching the box");
-        return;
-    }
-    fl_buf_append_str(pg.b, "],\"next_cursor\":");
-    if (more && pg.last) {
-        fl_buf_printf(pg.b, "\"%llx.", (unsigned long long)pg.last_key);
-        hex(pg.b, (const unsigned char *)pg.last->id, pg.last->id_len);
-        fl_buf_append_str(pg.b, "\"}");
-    } else {
-        fl_buf_append_str(pg.b, "null}");
-    }
+    rc->resp->kind = FL_API_LIST;
+    rc->resp->list = l;
 }
 
 /* Writes search hits as {"vehicles":[...]}; with_dist adds distance_m. */

@@ -80,6 +80,12 @@ static void run_one(fl_api *api, const char *p, size_t n, uint64_t now_ms)
     fl_api_resp_init(&resp);
     fl_api_handle(api, &r, &resp);
     check_answer(&resp);
+    if (resp.kind == FL_API_LIST) { /* the edge's slices, all at once */
+        assert(resp.status == 200 && resp.list);
+        while (fl_api_list_next(resp.list, &resp.body)) continue;
+        assert(resp.body.len > 0 && resp.body.data[0] == '{' &&
+               resp.body.data[resp.body.len - 1] == '}');
+    }
     fl_api_resp_free(&resp);
     free(req);
 }

@@ -1878,6 +1878,61 @@ class Proc:
         return self.proc.poll() is None
 
 
+def test_big_list():
+    """A 60,000-vehicle page is written in slices between other clients'
+    work: it comes chunked and whole, PINGs on RESP are answered while it
+    is being written, and vehicles deleted or moved under it neither break
+    the page nor the server."""
+    p = Proc(os.path.join(WORK, "biglist")).start()
+    rc = Resp(p.port)
+    n = 60000
+    t = now_ms() - 60000
+    cmds = [("VEHICLE.UPDATE", "big-%05d" % i, "%.6f" % (-74.0 + (i % 300) * 0.0005),
+             "%.6f" % (40.70 + (i // 300) * 0.0005), "TS", t) for i in range(n)]
+    for k in range(0, n, 5000):
+        check(all(r == "OK" for r in rc.pipe(cmds[k:k + 5000])), "put in vehicles %d.." % k)
+    path = "/v1/vehicles?format=compact&limit=200000"
+    raw = Raw(p.http, timeout=30)
+    raw.send(raw_request("GET", path))
+    status, hd = raw.head()
+    check(status == 200 and hd.get("transfer-encoding", "").lower() == "chunked",
+          "a big page is sent chunked: %r %r" % (status, hd))
+    # While it is written: PINGs, and the fleet changing under it.
+    pings = []
+    for i in range(20):
+        t0 = time.perf_counter()
+        check(rc("PING") == "PONG", "PING during the big page")
+        pings.append(time.perf_counter() - t0)
+    rc.pipe([("VEHICLE.DEL", "big-%05d" % i) for i in range(0, n, 7)])
+    rc.pipe([("VEHICLE.UPDATE", "big-%05d" % i, "-73.9", "40.9", "TS", t + 1000) for i in range(1, n, 11)])
+    raw.buf = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + raw.buf
+    _, _, body = raw.response()
+    raw.close()
+    try:
+        page = json.loads(body)
+    except ValueError as e:
+        page = None
+        check(False, "the big page is whole JSON: %s (%d bytes, ends %r)" % (e, len(body), body[-60:]))
+    if page:
+        ids = [row[0] for row in page["vehicles"]]
+        check(page["next_cursor"] is None and n - n // 7 - 1 <= len(ids) <= n + n // 11 + 1,
+              "the page lists the fleet as it went (%d rows)" % len(ids))
+        check(len(set(ids)) >= len(ids) - (n // 11 + 1), "only moved vehicles may appear twice")
+    check(max(pings) < 1.0, "PINGs answered while the page was written (slowest %.1f ms)" % (max(pings) * 1000))
+    # Asked again, complete and in index order.
+    c = Http(p.http)
+    r = c.get(path)
+    rows = r.json()["vehicles"] if r.status == 200 else []
+    gone = set(range(0, n, 7)) - set(range(1, n, 11))  # a move of a deleted one re-creates it
+    want = n - len(gone)
+    check(len(rows) == want and len({x[0] for x in rows}) == want,
+          "the page after the changes: %d rows, want %d" % (len(rows), want))
+    c.close()
+    rc.close()
+    check(p.alive(), "the server is alive after the big page")
+    check(p.stop() == 0, "exits 0 on SIGTERM")
+
+
 def test_durability():
     p = Proc(os.path.join(WORK, "durable"), "--fsync", "always").start()
     c = Http(p.http)
@@ -2030,6 +2085,7 @@ def main():
         c.close()
         check(MAIN.stop() == 0, "the main server exits 0 on SIGTERM")
         section(test_durability)
+        section(test_big_list)
         section(test_requirepass)
     finally:
         fleetlib._cleanup()
