@@ -774,6 +774,18 @@ static void payloads_free(payloads *ps)
     ps->n = 0;
 }
 
+/* n random payloads of 1..maxlen bytes from seed; free with payloads_free
+ * and free. */
+static payloads *payloads_random(unsigned seed, int n, size_t maxlen)
+{
+    payloads *ps = calloc(1, sizeof(*ps));
+    assert_non_null(ps);
+    rng_seed(seed);
+    for (int i = 0; i < n; i++)
+        payloads_add(ps, 1 + rng_below(maxlen));
+    return ps;
+}
+
 /* Checks each delivered record against ps; returns 7 at stop_at. */
 typedef struct expect {
     const payloads *ps;
@@ -865,13 +877,9 @@ static void test_wal_torn_tail(void **state)
 {
     (void)state;
     static const size_t tears[] = {1, 3, 4, 11, 12, 13, 40, 75};
-    payloads *ps = calloc(1, sizeof(*ps));
-    assert_non_null(ps);
+    payloads *ps = payloads_random(6, 50, 200);
     tmpdir d;
     tmpdir_make(&d);
-    rng_seed(6);
-    for (int i = 0; i < 50; i++)
-        payloads_add(ps, 1 + rng_below(200));
     write_segment(&d, 1, ps);
     char path[256];
     fl_log_report rep;
@@ -902,13 +910,9 @@ static void check_kept(const fl_log_report *rep, const char *seg, uint64_t good,
 /* Damages one byte of record k (at `within` from its start). */
 static void check_corrupt(size_t k, size_t within)
 {
-    payloads *ps = calloc(1, sizeof(*ps));
-    assert_non_null(ps);
+    payloads *ps = payloads_random(7, 20, 100);
     tmpdir d;
     tmpdir_make(&d);
-    rng_seed(7);
-    for (int i = 0; i < 20; i++)
-        payloads_add(ps, 1 + rng_below(100));
     write_segment(&d, 1, ps);
     char path[256];
     seg_path(&d, 1, path, sizeof(path));
@@ -965,13 +969,9 @@ static void test_wal_corrupt_middle(void **state)
 static void test_wal_unwritten_page(void **state)
 {
     (void)state;
-    payloads *ps = calloc(1, sizeof(*ps));
-    assert_non_null(ps);
+    payloads *ps = payloads_random(8, 10, 100);
     tmpdir d;
     tmpdir_make(&d);
-    rng_seed(8);
-    for (int i = 0; i < 10; i++)
-        payloads_add(ps, 1 + rng_below(100));
     char path[256];
     seg_path(&d, 1, path, sizeof(path));
     for (int zeros = 0; zeros < 2; zeros++) {
@@ -1129,13 +1129,9 @@ static void test_read_file_edges(void **state)
 static void test_read_file_stop(void **state)
 {
     (void)state;
-    payloads *ps = calloc(1, sizeof(*ps));
-    assert_non_null(ps);
+    payloads *ps = payloads_random(8, 10, 20);
     tmpdir d;
     tmpdir_make(&d);
-    rng_seed(8);
-    for (int i = 0; i < 10; i++)
-        payloads_add(ps, 1 + rng_below(20));
     write_segment(&d, 1, ps);
     char path[256];
     seg_path(&d, 1, path, sizeof(path));

@@ -30,6 +30,7 @@ import * as maplibregl from 'maplibre-gl';
 import workerSource from 'maplibre-gl/dist/maplibre-gl-worker.mjs';
 import uPlot from 'uplot';
 
+import {HttpError, getJSON} from './http.js';
 import {PointLayer} from './points.js';
 
 import 'maplibre-gl/dist/maplibre-gl.css';
@@ -62,26 +63,6 @@ function clampInt(s, lo, hi, dflt) {
 }
 
 /* ---- HTTP ---- */
-
-class HttpError extends Error {
-    constructor(status, detail) {
-        super(detail);
-        this.status = status;
-    }
-}
-
-async function getJSON(path) {
-    const res = await fetch(path, {headers: {Accept: 'application/json'}});
-    if (!res.ok) {
-        let detail = `${res.status} ${res.statusText}`;
-        try {
-            const p = await res.json();
-            if (p && p.detail) detail = `${res.status}: ${p.detail}`;
-        } catch { /* not a problem document */ }
-        throw new HttpError(res.status, `${path}: ${detail}`);
-    }
-    return res.json();
-}
 
 const errors = new Map(); // source -> message
 function setError(source, err) {

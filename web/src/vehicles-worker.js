@@ -14,22 +14,9 @@
  *              or {seq, error, status} (status: the HTTP status, 0 for a network error).
  * status bytes index STATUS below; 3 = any other status string.
  */
-const STATUS = ['available', 'busy', 'offline'];
+import {getJSON} from './http.js';
 
-async function getPage(url) {
-    const res = await fetch(url, {headers: {Accept: 'application/json'}});
-    if (!res.ok) {
-        let detail = `${res.status} ${res.statusText}`;
-        try {
-            const p = await res.json();
-            if (p && p.detail) detail = `${res.status}: ${p.detail}`;
-        } catch { /* not a problem document */ }
-        const err = new Error(`${new URL(url).pathname}: ${detail}`);
-        err.status = res.status;
-        throw err;
-    }
-    return res.json();
-}
+const STATUS = ['available', 'busy', 'offline'];
 
 function mercatorY(lat) {
     const s = Math.sin((lat * Math.PI) / 180);
@@ -76,7 +63,7 @@ self.onmessage = async (msg) => {
         let total = 0;
         let cursor = null;
         do {
-            const body = await getPage(cursor ? `${url}&cursor=${encodeURIComponent(cursor)}` : url);
+            const body = await getJSON(cursor ? `${url}&cursor=${encodeURIComponent(cursor)}` : url);
             pages.push(body);
             total += body.vehicles.length;
             cursor = body.next_cursor;
