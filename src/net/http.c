@@ -561,15 +561,22 @@ static ssize_t list_read(void *cls, uint64_t pos, char *buf, size_t max)
         /* One slice per turn of the loop: libmicrohttpd keeps calling
          * while the socket takes data, and would otherwise write the
          * whole page before any other client is served. */
-        fl_server *srv = h->srv;
-        uint64_t need = srv->persist.appended;
-        if (ls->turn == h->turn ||
-            (need > fl_server_durable_level(srv) && !srv->persist.broken)) {
-            list_hold(h, ls, ls->turn == h->turn ? 0 : need);
+        if (ls->turn == h->turn) {
+            list_hold(h, ls, 0);
             return 0;
         }
         ls->turn = h->turn;
         ls->more = fl_api_list_next(ls->list, &ls->out);
+        /* The slice shows the fleet as it is now: like any read it goes
+         * out once every change made so far is durable (checked after
+         * rendering, so writes arriving meanwhile cannot postpone it). */
+        fl_server *srv = h->srv;
+        uint64_t need = srv->persist.appended;
+        if (ls->out.len == 0 ||
+            (need > fl_server_durable_level(srv) && !srv->persist.broken)) {
+            list_hold(h, ls, ls->out.len ? need : 0); /* empty: next turn */
+            return 0;
+        }
     }
     size_t n = ls->out.len - ls->out_off;
     if (n > max) n = max;
@@ -602,7 +609,7 @@ static enum MHD_Result start_list(http_req *q)
     q->resp.list = NULL; /* the stream owns it now */
     fl_buf_init(&ls->out);
     struct MHD_Response *r = MHD_create_response_from_callback(
-        MHD_SIZE_UNKNOWN, 64 * 1024, list_read, ls, list_free);
+        MHD_SIZE_UNKNOWN, 16 * 1024, list_read, ls, list_free);
     if (!r) {
         list_free(ls);
         return MHD_NO;
@@ -678,7 +685,10 @@ static void check_cb(uv_check_t *c)
 {
     fl_http *h = c->data;
     h->turn++;
-    if (!h->held && !h->lists_held) return;
+    if (!h->held && !h->lists_held) {
+        (void)uv_idle_stop(&h->idle); /* never fails; a no-op when stopped */
+        return;
+    }
     release_held(h, 0);
     run_daemon(h);
     /* Keep-alive connections read their next request while their answer
