@@ -79,23 +79,10 @@ static int write_all(int fd, const void *p, size_t n, size_t *done)
     return 0;
 }
 
-/* Reads until n bytes or end of file; *got says how many arrived. */
-static int read_full(int fd, void *p, size_t n, size_t *got)
-{
-    char *c = p;
-    *got = 0;
-    while (*got < n) {
-        ssize_t k = read(fd, c + *got, n - *got);
-        if (k < 0 && errno == EINTR) continue;
-        if (k < 0) return -errno;
-        if (k == 0) break;
-        *got += (size_t)k;
-    }
-    return 0;
-}
-
-/* read_full at a file offset (pread: the file position is left alone). */
-static int read_full_at(int fd, void *p, size_t n, uint64_t at, size_t *got)
+/* Reads from file offset `at` until n bytes or end of file; *got says how
+ * many arrived. pread: the descriptor's position is not used (segments
+ * are appended with O_APPEND). */
+static int read_full(int fd, void *p, size_t n, uint64_t at, size_t *got)
 {
     char *c = p;
     *got = 0;
@@ -272,7 +259,7 @@ static int check_segment(int fd, const char *path, int fresh, uint64_t *size,
     if (st.st_size == 0) return 1;
     uint8_t hdr[FL_LOG_HEADER_LEN];
     size_t got = 0;
-    int rc = read_full(fd, hdr, sizeof(hdr), &got);
+    int rc = read_full(fd, hdr, sizeof(hdr), 0, &got);
     if (rc) return set_err(err, errlen, rc, "read %s: %s", path, strerror(-rc));
     uint32_t kind = 0;
     if (fl_log_check_header(hdr, got, &kind) != 0 ||
@@ -469,6 +456,7 @@ int fl_wal_close(fl_wal *w)
 typedef struct rd {
     int fd;
     int eof;
+    uint64_t off; /* file offset of the next read */
     uint8_t *buf;
     size_t cap, start, end;
 } rd;
@@ -505,8 +493,9 @@ static int rd_fill(rd *r)
         r->cap = cap;
     }
     size_t got = 0;
-    int rc = read_full(r->fd, r->buf + r->end, r->cap - r->end, &got);
+    int rc = read_full(r->fd, r->buf + r->end, r->cap - r->end, r->off, &got);
     if (rc) return rc;
+    r->off += got;
     r->end += got;
     if (r->end < r->cap) r->eof = 1;
     return 0;
@@ -545,7 +534,8 @@ static int read_header(rd *r, uint32_t expect_kind, fl_log_report *rep, int *rc)
     uint8_t hdr[FL_LOG_HEADER_LEN];
     size_t got = 0;
     uint32_t kind = 0;
-    *rc = read_full(r->fd, hdr, sizeof(hdr), &got);
+    *rc = read_full(r->fd, hdr, sizeof(hdr), 0, &got);
+    r->off = got;
     if (*rc) {
         snprintf(rep->reason, sizeof(rep->reason), "read: %s", strerror(-*rc));
         return 0;
@@ -657,7 +647,7 @@ static int good_record_at(const uint8_t *buf, size_t got, size_t i, uint64_t *ha
 
 /* Searches the file after the bad record at `damage` for a good record:
  * sets rep->good_after to the first one's offset (0 if none, or if the
- * search gives up after RESYNC_HASH_MAX bytes checksummed) and
+ * search gives up after hash_max bytes checksummed) and
  * rep->unwritten_page when zeros of a power loss lie before it. Reads in
  * windows that overlap by the largest candidate record, so each offset is
  * tried once with its whole record in the buffer. */
@@ -673,7 +663,7 @@ static int find_good_after(int fd, uint64_t damage, fl_log_report *rep)
     int rc = 0;
     for (;;) {
         size_t got = 0;
-        rc = read_full_at(fd, buf, WINDOW + overlap, base, &got);
+        rc = read_full(fd, buf, WINDOW + overlap, base, &got);
         if (rc || got == 0) break;
         int last = got < WINDOW + overlap;
         size_t stop = last ? got : WINDOW; /* offsets tried from this window */
@@ -703,7 +693,7 @@ static int keep_tail(int fd, uint64_t from, const char *path)
     int rc = buf ? 0 : -ENOMEM;
     for (uint64_t at = from; rc == 0;) {
         size_t got = 0, done = 0;
-        rc = read_full_at(fd, buf, READ_CHUNK, at, &got);
+        rc = read_full(fd, buf, READ_CHUNK, at, &got);
         if (rc || got == 0) break;
         rc = write_all(out, buf, got, &done);
         at += got;
