@@ -81,6 +81,16 @@ typedef struct sse_sub sse_sub;
 typedef struct list_stream list_stream;
 typedef struct fl_http fl_http;
 
+/* A connection suspended until the log reaches wal_need: held answers and
+ * list streams between slices wait the same way, on one list each. */
+typedef struct log_wait log_wait;
+struct log_wait {
+    log_wait *prev, *next;
+    struct MHD_Connection *conn;
+    uint64_t wal_need;
+    int waiting;               /* linked and suspended */
+};
+
 struct fl_http {
     struct MHD_Daemon *daemon;
     fl_server *srv;
@@ -95,8 +105,8 @@ struct fl_http {
     int port;
     char web_dir[PATH_MAX];
     fl_api api;
-    http_req *held;            /* answers waiting for the log */
-    list_stream *lists_held;   /* vehicle lists waiting between slices */
+    log_wait *held;            /* answers waiting for the log (http_req) */
+    log_wait *lists_held;      /* vehicle lists between slices (list_stream) */
     uint64_t turn;             /* loop turns, counted in the check phase */
     size_t body_bytes;         /* request bodies buffered, all connections */
     sse_sub *subs;             /* event streams */
@@ -109,18 +119,16 @@ struct fl_http {
 };
 
 struct http_req {
+    log_wait wait;             /* first: h->held holds &q->wait */
     fl_http *h;
     uint64_t start_ns;         /* when its headers were in */
-    struct MHD_Connection *conn;
     fl_buf body;
     size_t body_limit;
     int refused;               /* a 413 was queued */
     int too_large;             /* 413 or 503: the body passed a cap, dropped */
     uint64_t drained;          /* bytes dropped */
     int ready;                 /* resp is computed, waiting for the log */
-    uint64_t wal_need;
     fl_api_resp resp;
-    http_req *prev, *next;     /* h->held */
 };
 
 struct sse_sub {
@@ -208,7 +216,7 @@ static enum MHD_Result send_resp(http_req *q)
 {
     fl_api_resp *r = &q->resp;
     note_answer(q, r->status);
-    return send_body(q->conn, r->status, r->ctype, &r->body, r->allow);
+    return send_body(q->wait.conn, r->status, r->ctype, &r->body, r->allow);
 }
 
 static enum MHD_Result send_problem(http_req *q, unsigned status,
@@ -275,7 +283,7 @@ static enum MHD_Result serve_static(http_req *q, const char *url)
             MHD_YES &&
         MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache") ==
             MHD_YES)
-        rc = MHD_queue_response(q->conn, MHD_HTTP_OK, r);
+        rc = MHD_queue_response(q->wait.conn, MHD_HTTP_OK, r);
     MHD_destroy_response(r);
     note_answer(q, MHD_HTTP_OK);
     return rc;
@@ -372,7 +380,7 @@ static enum MHD_Result start_stream(http_req *q)
     fl_http *h = q->h;
     sse_sub *s = fl_xcalloc(1, sizeof(*s));
     s->h = h;
-    s->conn = q->conn;
+    s->conn = q->wait.conn;
     s->o = q->resp.sse;
     s->tokens = s->o.rate;
     s->tokens_ms = uv_now(h->loop);
@@ -393,7 +401,7 @@ static enum MHD_Result start_stream(http_req *q)
     enum MHD_Result rc = MHD_NO;
     if (add_headers(r, "text/event-stream", NULL, MHD_HTTP_OK) &&
         MHD_add_response_header(r, "X-Accel-Buffering", "no") == MHD_YES)
-        rc = MHD_queue_response(q->conn, MHD_HTTP_OK, r);
+        rc = MHD_queue_response(q->wait.conn, MHD_HTTP_OK, r);
     MHD_destroy_response(r); /* sse_free runs when the stream ends */
     note_answer(q, MHD_HTTP_OK);
     FL_STAT_INC(h->srv->http.sse_streams);
@@ -502,49 +510,26 @@ static void tick_cb(uv_timer_t *t)
  * in the log but not yet durable: the stream waits (suspended) for the
  * check phase that makes them so. */
 struct list_stream {
+    log_wait wait;               /* first: h->lists_held holds &ls->wait */
     fl_http *h;
-    struct MHD_Connection *conn;
     fl_api_list *list;           /* owned */
     fl_buf out;                  /* rendered, not yet handed over */
     size_t out_off;
     int more;                    /* slices still to render */
-    uint64_t wal_need;           /* while held */
     uint64_t turn;               /* the loop turn of the last slice */
-    list_stream *prev, *next;    /* on h->lists_held while held */
-    int held;
 };
 
-static void keep_turning(fl_http *h);
-
-static void list_unhold(fl_http *h, list_stream *ls)
-{
-    if (ls->prev) ls->prev->next = ls->next;
-    else h->lists_held = ls->next;
-    if (ls->next) ls->next->prev = ls->prev;
-    ls->prev = ls->next = NULL;
-    ls->held = 0;
-    MHD_resume_connection(ls->conn);
-}
-
-static void list_hold(fl_http *h, list_stream *ls, uint64_t need)
-{
-    keep_turning(h);
-    ls->wal_need = need;
-    ls->held = 1;
-    ls->prev = NULL;
-    ls->next = h->lists_held;
-    if (h->lists_held) h->lists_held->prev = ls;
-    h->lists_held = ls;
-    MHD_suspend_connection(ls->conn);
-}
+static void wait_for_log(fl_http *h, log_wait **list, log_wait *w, uint64_t need);
+static void wait_unlink(log_wait **list, log_wait *w);
+static void wait_over(log_wait **list, log_wait *w);
 
 /* Resumes the lists the log caught up with (all of them when giving up:
  * a broken log or a stop; the read callback then decides). */
 static void release_lists(fl_http *h, uint64_t level, int give_up)
 {
-    for (list_stream *ls = h->lists_held, *next; ls; ls = next) {
-        next = ls->next;
-        if (give_up || ls->wal_need <= level) list_unhold(h, ls);
+    for (log_wait *w = h->lists_held, *next; w; w = next) {
+        next = w->next;
+        if (give_up || w->wal_need <= level) wait_over(&h->lists_held, w);
     }
 }
 
@@ -562,7 +547,7 @@ static ssize_t list_read(void *cls, uint64_t pos, char *buf, size_t max)
          * while the socket takes data, and would otherwise write the
          * whole page before any other client is served. */
         if (ls->turn == h->turn) {
-            list_hold(h, ls, 0);
+            wait_for_log(h, &h->lists_held, &ls->wait, 0);
             return 0;
         }
         ls->turn = h->turn;
@@ -574,7 +559,7 @@ static ssize_t list_read(void *cls, uint64_t pos, char *buf, size_t max)
         uint64_t need = srv->persist.appended;
         if (ls->out.len == 0 ||
             (need > fl_server_durable_level(srv) && !srv->persist.broken)) {
-            list_hold(h, ls, ls->out.len ? need : 0); /* empty: next turn */
+            wait_for_log(h, &h->lists_held, &ls->wait, ls->out.len ? need : 0); /* empty: next turn */
             return 0;
         }
     }
@@ -588,11 +573,8 @@ static ssize_t list_read(void *cls, uint64_t pos, char *buf, size_t max)
 static void list_free(void *cls)
 {
     list_stream *ls = cls;
-    if (ls->held) { /* not resumed: unlink without touching the connection */
-        if (ls->prev) ls->prev->next = ls->next;
-        else ls->h->lists_held = ls->next;
-        if (ls->next) ls->next->prev = ls->prev;
-    }
+    /* Not resumed (cannot happen in valid use): unlink only. */
+    if (ls->wait.waiting) wait_unlink(&ls->h->lists_held, &ls->wait);
     fl_api_list_free(ls->list);
     fl_buf_free(&ls->out);
     free(ls);
@@ -602,7 +584,7 @@ static enum MHD_Result start_list(http_req *q)
 {
     list_stream *ls = fl_xcalloc(1, sizeof(*ls));
     ls->h = q->h;
-    ls->conn = q->conn;
+    ls->wait.conn = q->wait.conn;
     ls->list = q->resp.list;
     ls->more = 1;
     ls->turn = q->h->turn - 1; /* the first slice may go this turn */
@@ -616,7 +598,7 @@ static enum MHD_Result start_list(http_req *q)
     }
     enum MHD_Result rc = MHD_NO;
     if (add_headers(r, q->resp.ctype, NULL, MHD_HTTP_OK))
-        rc = MHD_queue_response(q->conn, MHD_HTTP_OK, r);
+        rc = MHD_queue_response(q->wait.conn, MHD_HTTP_OK, r);
     MHD_destroy_response(r); /* list_free runs when the answer is done */
     note_answer(q, MHD_HTTP_OK);
     return rc;
@@ -635,23 +617,33 @@ static void keep_turning(fl_http *h)
         fprintf(stderr, "fleetd: http: cannot start the idle handle\n");
 }
 
-static void hold(fl_http *h, http_req *q)
+/* Links w at the head of *list and suspends its connection until the log
+ * reaches need; the loop keeps turning while anything waits. */
+static void wait_for_log(fl_http *h, log_wait **list, log_wait *w, uint64_t need)
 {
     keep_turning(h);
-    q->prev = NULL;
-    q->next = h->held;
-    if (h->held) h->held->prev = q;
-    h->held = q;
-    MHD_suspend_connection(q->conn);
+    w->wal_need = need;
+    w->waiting = 1;
+    w->prev = NULL;
+    w->next = *list;
+    if (*list) (*list)->prev = w;
+    *list = w;
+    MHD_suspend_connection(w->conn);
 }
 
-static void unhold(fl_http *h, http_req *q)
+static void wait_unlink(log_wait **list, log_wait *w)
 {
-    if (q->prev) q->prev->next = q->next;
-    else h->held = q->next;
-    if (q->next) q->next->prev = q->prev;
-    q->prev = q->next = NULL;
-    MHD_resume_connection(q->conn);
+    if (w->prev) w->prev->next = w->next;
+    else *list = w->next;
+    if (w->next) w->next->prev = w->prev;
+    w->prev = w->next = NULL;
+    w->waiting = 0;
+}
+
+static void wait_over(log_wait **list, log_wait *w)
+{
+    wait_unlink(list, w);
+    MHD_resume_connection(w->conn);
 }
 
 /* Flushes the log, then releases the held answers it caught up with.
@@ -666,17 +658,18 @@ static void release_held(fl_http *h, int stopping)
     uint64_t level = fl_server_durable_level(srv);
     int give_up = stopping || srv->persist.broken;
     release_lists(h, level, give_up);
-    for (http_req *q = h->held, *next; q; q = next) {
-        next = q->next;
-        if (q->wal_need <= level) {
-            unhold(h, q);
+    for (log_wait *w = h->held, *next; w; w = next) {
+        next = w->next;
+        http_req *q = (http_req *)w; /* wait is its first member */
+        if (w->wal_need <= level) {
+            wait_over(&h->held, w);
         } else if (give_up) {
             if (q->resp.wal_need > level)
                 fl_api_problem(&q->resp, 503, stopping
                                ? "shutting down before the change was durable"
                                : "the change was applied but the log failed, "
                                  "so it is not durable");
-            unhold(h, q);
+            wait_over(&h->held, w);
         }
     }
 }
@@ -713,9 +706,9 @@ static enum MHD_Result answer(http_req *q, const char *url, const char *method)
 {
     fl_http *h = q->h;
     uint64_t now_us = wall_us();
-    fl_api_req req = {method, url, query_arg, q->conn,
-                      header(q->conn, MHD_HTTP_HEADER_CONTENT_TYPE),
-                      header(q->conn, MHD_HTTP_HEADER_AUTHORIZATION),
+    fl_api_req req = {method, url, query_arg, q->wait.conn,
+                      header(q->wait.conn, MHD_HTTP_HEADER_CONTENT_TYPE),
+                      header(q->wait.conn, MHD_HTTP_HEADER_AUTHORIZATION),
                       q->body.data, q->body.len, now_us / 1000, now_us};
     fl_api_handle(&h->api, &req, &q->resp);
     switch (q->resp.kind) {
@@ -739,8 +732,7 @@ static enum MHD_Result answer(http_req *q, const char *url, const char *method)
     }
     if (need > fl_server_durable_level(h->srv)) {
         q->ready = 1;
-        q->wal_need = need;
-        hold(h, q);
+        wait_for_log(h, &h->held, &q->wait, need);
         return MHD_YES;
     }
     return send_resp(q);
@@ -784,7 +776,7 @@ static http_req *new_req(fl_http *h, struct MHD_Connection *c,
 {
     http_req *q = fl_xcalloc(1, sizeof(*q));
     q->h = h;
-    q->conn = c;
+    q->wait.conn = c;
     fl_buf_init(&q->body);
     fl_api_resp_init(&q->resp);
     q->body_limit = body_limit(method, url);
