@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # run.sh - the dashboard's browser test (test_dashboard.mjs) in Debian's
-
-
+# headless chromium; skips with a message (exit 0) when the browser, the
+# dashboard's npm packages (`make web`) or the shared data are not there.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 if [ ! -x /usr/bin/chromium ]; then
