@@ -16,7 +16,13 @@ redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$
 RPID=$!
 build/fleetd --port "$FPORT" --http-port "$HPORT" --dir "$tmp/fleetd" >"$tmp/fleetd.log" 2>&1 &
 FPID=$!
-trap 'kill $RPID $FPID 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"' EXIT
+# Two no-op servers: what any server could reach with one read and one
+# write per request (bench/noop_server.c), with epoll and with io_uring.
+NPORT=$(free_port); UPORT=$(free_port)
+build/bench/noop_server "$NPORT" epoll & NPID=$!
+UPID=""
+if build/bench/noop_server --has-uring; then build/bench/noop_server "$UPORT" uring & UPID=$!; fi
+trap 'kill $RPID $FPID $NPID $UPID 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"' EXIT
 wait_up "$RPORT"; wait_up "$FPORT"
 machine
 echo "peer: $(redis-server --version | cut -d' ' -f1-3); fleetd $(build/fleetd --version | cut -d' ' -f2)"
@@ -53,6 +59,36 @@ measure() {
         "$(awk -v a="$fc" -v b="$rc" 'BEGIN{printf "%.2f", (a>0)?b/a:0}')"
 }
 
+# measure_with_ceiling NAME ARGS... : as measure, with the no-op servers
+# beside them, one repetition of each in turn so that the machine's drift
+# between runs falls on all alike. Prints each median, then fleetd and the
+# no-op servers against redis: what fleetd reaches and what any server
+# could have reached in the same run.
+measure_with_ceiling() {
+    local name=$1; shift
+    local all="" i
+    for _ in $(seq "$RUNS"); do
+        all+="r $(run_on $RPID "$RPORT" "$@")"$'\n'
+        all+="f $(run_on $FPID "$FPORT" "$@")"$'\n'
+        all+="n $(run_on $NPID "$NPORT" "$@")"$'\n'
+        [ -n "$UPID" ] && all+="u $(run_on $UPID "$UPORT" "$@")"$'\n'
+    done
+    declare -A ops cpu
+    for i in r f n u; do
+        ops[$i]=$(echo "$all" | awk -v k=$i '$1 == k {print $2}' | median)
+        cpu[$i]=$(echo "$all" | awk -v k=$i '$1 == k {print $3}' | median)
+    done
+    ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", (b>0)?a/b:0}'; }
+    printf '%-46s redis %9s/s %8sus   fleetd %9s/s %8sus   throughput x%s  cpu/op x%s\n' \
+        "$name" "${ops[r]}" "${cpu[r]}" "${ops[f]}" "${cpu[f]}" \
+        "$(ratio "${ops[f]}" "${ops[r]}")" "$(ratio "${cpu[r]}" "${cpu[f]}")"
+    printf '%-46s no-op epoll %9s/s %8sus  x%s of redis' "  ceiling: a server doing nothing" \
+        "${ops[n]}" "${cpu[n]}" "$(ratio "${ops[n]}" "${ops[r]}")"
+    [ -n "$UPID" ] && printf '   no-op io_uring %9s/s %8sus  x%s' \
+        "${ops[u]}" "${cpu[u]}" "$(ratio "${ops[u]}" "${ops[r]}")"
+    printf '   fleetd/no-op x%s\n' "$(ratio "${ops[f]}" "${ops[n]}")"
+}
+
 echo "== load $MEMBERS members (100 per GEOADD) and memory"
 rl=$($B --data "$DATA" --members "$MEMBERS" --port "$RPORT" --mode load)
 fl=$($B --data "$DATA" --members "$MEMBERS" --port "$FPORT" --mode load)
@@ -71,5 +107,5 @@ echo "== throughput (median of $RUNS runs): requests/s and server CPU us per req
 measure "GEOSEARCH BYRADIUS 1 km (50 conns)" --mode search --conns 50 --requests 20000
 measure "GEOSEARCH BYRADIUS 1 km COUNT 10 (50 conns)" --mode search --conns 50 --requests 20000 --count 10
 measure "GEOSEARCH BYRADIUS 1 km WITHDIST (50 conns)" --mode search --conns 50 --requests 20000 --withdist 1
-measure "GEOADD, no pipelining (50 conns)" --mode geoadd --conns 50 --requests 300000 --key bench:add1
+measure_with_ceiling "GEOADD, no pipelining (50 conns)" --mode geoadd --conns 50 --requests 300000 --key bench:add1
 measure "GEOADD, pipeline 32 (50 conns)" --mode geoadd --conns 50 --pipeline 32 --requests 2000000 --key bench:add2

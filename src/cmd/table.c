@@ -271,8 +271,39 @@ int fl_arg_ll(fl_cmd_ctx *ctx, int i, long long *out)
 
 /* Redis' string2d: the whole argument must be a double (strtod syntax),
  * no leading space, no NaN, no overflow or underflow to 0. */
+/* Plain decimals of at most 15 digits ("-73.98765", "40.7") are most of
+ * what clients send. Such a mantissa and a power of ten up to 1e15 are
+ * both exact doubles, so one IEEE division rounds correctly: the result
+ * is the one strtod gives (Clinger's fast path), without the copy, the
+ * locale and the big-number machinery. Anything else returns 0 and is
+ * left to strtod. */
+static int parse_plain_decimal(const char *p, size_t n, double *out)
+{
+    static const double pow10[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7,
+                                   1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
+    size_t i = 0, digits = 0, frac = 0;
+    int negative = 0, dot = 0;
+    uint64_t mantissa = 0;
+    if (i < n && (p[i] == '-' || p[i] == '+')) negative = p[i++] == '-';
+    for (; i < n; i++) {
+        char c = p[i];
+        if (c == '.' && !dot) {
+            dot = 1;
+            continue;
+        }
+        if (c < '0' || c > '9' || ++digits > 15) return 0;
+        mantissa = mantissa * 10 + (uint64_t)(c - '0');
+        frac += (size_t)dot;
+    }
+    if (digits == 0) return 0;
+    double v = (double)mantissa / pow10[frac];
+    *out = negative ? -v : v;
+    return 1;
+}
+
 int fl_parse_double(const char *p, size_t n, double *out)
 {
+    if (parse_plain_decimal(p, n, out)) return 0;
     char stack[128];
     if (n == 0) return -1;
     char *s = n < sizeof(stack) ? stack : fl_xmalloc(n + 1);

@@ -237,18 +237,44 @@ static size_t free_slot(const fl_geoset *gs, uint64_t h)
     return j;
 }
 
+/* Moves up to MIGRATE_STEP old slots into the new table. Each move
+ * misses the cache twice (the member, to hash its name, then its home
+ * slot in the new table), so the batch is done in passes that prefetch
+ * for the next one instead of waiting on each miss in turn. */
+static size_t migrate_batch(fl_geoset *gs, size_t n)
+{
+    uintptr_t moving[MIGRATE_STEP];
+    size_t home[MIGRATE_STEP], k = 0, looked = 0;
+    if (n > MIGRATE_STEP) n = MIGRATE_STEP;
+    if (n > gs->oldcap - gs->mig) n = gs->oldcap - gs->mig;
+    for (; looked < n; looked++) {
+        uintptr_t s = gs->old[gs->mig + looked];
+        if (!s || s == SLOT_GONE) continue;
+        __builtin_prefetch(slot_member(gs, s));
+        moving[k++] = s;
+        gs->old[gs->mig + looked] = SLOT_GONE;
+    }
+    for (size_t i = 0; i < k; i++) {
+        const fl_zmember *m = slot_member(gs, moving[i]);
+        home[i] = home_slot(gs->cap, name_hash(gs, m->name, m->len));
+        __builtin_prefetch(&gs->slots[home[i]], 1);
+    }
+    for (size_t i = 0; i < k; i++) {
+        size_t j = home[i];
+        while (gs->slots[j]) j = next_slot(gs->cap, j);
+        gs->slots[j] = moving[i];
+    }
+    gs->mig += looked;
+    return looked;
+}
+
 /* Moves up to n old slots into the new table; frees the old table once
  * it is empty. Never fails: the new table has room for every member. */
 static void migrate(fl_geoset *gs, size_t n)
 {
-    while (gs->old && n--) {
-        uintptr_t s = gs->old[gs->mig];
-        if (s && s != SLOT_GONE) {
-            const fl_zmember *m = slot_member(gs, s);
-            gs->slots[free_slot(gs, name_hash(gs, m->name, m->len))] = s;
-            gs->old[gs->mig] = SLOT_GONE;
-        }
-        if (++gs->mig == gs->oldcap) {
+    while (gs->old && n > 0) {
+        n -= migrate_batch(gs, n);
+        if (gs->mig == gs->oldcap) {
             free(gs->old);
             gs->old = NULL;
             gs->oldcap = gs->mig = 0;
@@ -291,6 +317,9 @@ static uintptr_t *lookup(const fl_geoset *gs, const char *name, size_t len,
                          uint64_t h, int *in_new)
 {
     int found;
+    /* A new member misses in both tables while one grows: wait on the
+     * two cache misses at once, not one after the other. */
+    if (gs->old) __builtin_prefetch(&gs->old[home_slot(gs->oldcap, h)]);
     size_t i = find_slot(gs, name, len, h, &found);
     *in_new = found;
     if (found) return &gs->slots[i];
