@@ -632,3 +632,75 @@ double fl_geo_a_widen(double a, int dir)
     s = s * (1 - 1e-8) - 1e-12;
     return s > 0 ? sq(s) * (1 - A_SLACK) : 0;
 }
+
+/* ---- box spans: where in score order a box's points lie ---- */
+
+#define SPAN_CELLS 16 /* per box that does not cross the antimeridian */
+
+/* Cells of one step covering box (min lon <= max lon), as spans. */
+static size_t box_cell_spans(const double box[4], fl_geo_span *out)
+{
+    fl_geo_range lo_r, la_r;
+    fl_geo_coord_ranges(&lo_r, &la_r);
+    for (unsigned step = FL_GEO_STEP_MAX; step >= 1; step--) {
+        fl_geo_cell a, b;
+        if (!fl_geo_encode(&lo_r, &la_r, box[0], box[1], step, &a) ||
+            !fl_geo_encode(&lo_r, &la_r, box[2], box[3], step, &b))
+            return 0; /* callers pass valid corners */
+        /* A corner on the upper edge encodes one past the last cell;
+         * fl_geo_box_spans covers such scores with its edge span. */
+        uint32_t last = (uint32_t)((1ULL << step) - 1);
+        uint32_t x0 = squash64(a.bits >> 1), x1 = squash64(b.bits >> 1);
+        uint32_t y0 = squash64(a.bits), y1 = squash64(b.bits);
+        x1 = x1 > last ? last : x1;
+        y1 = y1 > last ? last : y1;
+        if ((uint64_t)(x1 - x0 + 1) * (y1 - y0 + 1) > SPAN_CELLS) continue;
+        unsigned shift = 52 - 2 * step;
+        size_t n = 0;
+        for (uint32_t x = x0; x <= x1; x++)
+            for (uint32_t y = y0; y <= y1; y++) {
+                uint64_t cell = spread32(y) | (spread32(x) << 1);
+                out[n++] = (fl_geo_span){cell << shift, (cell + 1) << shift};
+            }
+        return n;
+    }
+    return 0; /* not reached: at step 1 there are only 4 cells */
+}
+
+/* At most FL_GEO_BOX_SPANS: an insertion sort, and no allocation. */
+static void sort_spans(fl_geo_span *s, size_t n)
+{
+    for (size_t i = 1; i < n; i++) {
+        fl_geo_span v = s[i];
+        size_t j = i;
+        for (; j > 0 && s[j - 1].lo > v.lo; j--) s[j] = s[j - 1];
+        s[j] = v;
+    }
+}
+
+size_t fl_geo_box_spans(const double box[4], fl_geo_span out[FL_GEO_BOX_SPANS])
+{
+    size_t n;
+    if (box[0] <= box[2]) {
+        n = box_cell_spans(box, out);
+    } else { /* across the antimeridian: the two sides */
+        const double east[4] = {box[0], box[1], FL_GEO_LON_MAX, box[3]};
+        const double west[4] = {FL_GEO_LON_MIN, box[1], box[2], box[3]};
+        n = box_cell_spans(east, out);
+        n += box_cell_spans(west, out + n);
+    }
+    /* Points on the upper edge of the world (lon 180 or the top latitude)
+     * score at 2^52 and above, past every cell. */
+    if (box[2] == FL_GEO_LON_MAX || box[0] > box[2] || box[3] == FL_GEO_LAT_MAX)
+        out[n++] = (fl_geo_span){1ULL << 52, UINT64_MAX};
+    sort_spans(out, n);
+    size_t merged = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (merged && out[merged - 1].hi >= out[i].lo) {
+            if (out[i].hi > out[merged - 1].hi) out[merged - 1].hi = out[i].hi;
+        } else {
+            out[merged++] = out[i];
+        }
+    }
+    return merged;
+}

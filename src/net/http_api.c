@@ -708,7 +708,7 @@ static void delete_vehicle(route_ctx *rc)
 /* A place in index order, copied: the vehicle itself may be gone. */
 typedef struct list_pos {
     uint64_t key;
-    size_t len;                  /* 0: before the first vehicle */
+    size_t len;                  /* 0: from the first vehicle at key or after */
     char id[FL_FLEET_ID_MAX];
 } list_pos;
 
@@ -718,6 +718,8 @@ struct fl_api_list {
     char fleet[FL_FLEET_ID_MAX];
     int has_bbox;
     double bbox[4];
+    fl_geo_span spans[FL_GEO_BOX_SPANS]; /* where the bbox lies in key order */
+    size_t nspans, span;         /* span: the first not yet passed */
     long long limit, n;
     int compact, started;
     list_pos at;                 /* the walk resumes after this */
@@ -757,11 +759,25 @@ static int list_match(const fl_api_list *l, const fl_vehicle *v)
            filter_match(l->f, &l->vf, v);
 }
 
-enum { SLICE_FULL = 1, PAGE_FULL = 2 };
+enum { SLICE_FULL = 1, PAGE_FULL = 2, SEEK = 3, BOX_PASSED = 4 };
 
+/* A seek costs about as much as reading this many vehicles in order. */
+#define SEEK_LOOKS 16
+
+/* With a bbox, the walk seeks over the keys between the box's spans
+ * instead of reading every vehicle of the fleet. */
 static int list_visit(void *ud, const fl_vehicle *v, uint64_t key)
 {
     fl_api_list *l = ud;
+    if (l->nspans) {
+        while (l->span < l->nspans && key >= l->spans[l->span].hi) l->span++;
+        if (l->span == l->nspans) return BOX_PASSED;
+        if (key < l->spans[l->span].lo) {
+            l->at.key = l->spans[l->span].lo;
+            l->at.len = 0;
+            return SEEK;
+        }
+    }
     if (list_match(l, v)) {
         if (l->n == l->limit) return PAGE_FULL; /* one more exists */
         if (l->n++) fl_buf_append_str(l->out, ",");
@@ -791,10 +807,14 @@ int fl_api_list_next(fl_api_list *l, fl_buf *out)
     l->out = out;
     l->looks = 0;
     l->out_stop = out->len + SLICE_BYTES;
-    int stop = fl_fleet_each_vehicle_after(l->f, l->at.key, l->at.len ? l->at.id : NULL,
-                                           l->at.len, list_visit, l);
+    int stop;
+    do {
+        stop = fl_fleet_each_vehicle_after(l->f, l->at.key, l->at.id, l->at.len,
+                                           list_visit, l);
+        l->looks += SEEK_LOOKS;
+    } while (stop == SEEK && l->looks < SLICE_LOOKS);
     l->out = NULL;
-    if (stop == SLICE_FULL) return 1;
+    if (stop == SLICE_FULL || stop == SEEK) return 1;
     fl_buf_append_str(out, "],\"next_cursor\":");
     if (stop == PAGE_FULL && l->last.len) {
         fl_buf_printf(out, "\"%llx.", (unsigned long long)l->last.key);
@@ -861,6 +881,7 @@ static int list_args(route_ctx *rc, fl_api_list *l)
                                       "within GEOADD's range");
         return -1;
     }
+    if (l->has_bbox) l->nspans = fl_geo_box_spans(l->bbox, l->spans);
     const char *cur = req->arg(req->arg_ud, "cursor");
     if (cur && *cur && parse_cursor(cur, &l->at)) {
         fl_api_problem(rc->resp, 400, "cursor is not one this server gave");

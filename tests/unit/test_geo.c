@@ -358,6 +358,62 @@ static void make_name(int i, char *out, size_t *len)
     *len = n;
 }
 
+static int in_spans(const fl_geo_span *sp, size_t n, uint64_t score)
+{
+    for (size_t i = 0; i < n; i++)
+        if (score >= sp[i].lo && score < sp[i].hi) return 1;
+    return 0;
+}
+
+/* A box's spans hold every point the box holds (corners, edges, the
+ * antimeridian and the world's edges included), sorted and disjoint; for
+ * a small box they are small. */
+static void test_box_spans(void **state)
+{
+    (void)state;
+    for (int t = 0; t < 20000; t++) {
+        double size = fmin(pow(10, urand(-5, 2.6)), 359.9); /* 1 m to the world */
+        double box[4];
+        box[0] = urand(-180, 180);
+        box[1] = urand(FL_GEO_LAT_MIN, FL_GEO_LAT_MAX);
+        box[2] = box[0] + size;
+        box[3] = fmin(box[1] + size / 2, FL_GEO_LAT_MAX);
+        if (box[2] > 180) box[2] -= 360;            /* across the antimeridian */
+        if (t % 50 == 0) box[2] = 180;             /* on the world's edges */
+        if (t % 70 == 0) box[3] = FL_GEO_LAT_MAX;
+        if (t % 90 == 0) box[0] = -180;
+        fl_geo_span sp[FL_GEO_BOX_SPANS];
+        size_t n = fl_geo_box_spans(box, sp);
+        assert_true(n >= 1 && n <= FL_GEO_BOX_SPANS);
+        for (size_t i = 0; i < n; i++) {
+            assert_true(sp[i].lo < sp[i].hi);
+            if (i) assert_true(sp[i - 1].hi < sp[i].lo);
+        }
+        double corners[4][2] = {{box[0], box[1]}, {box[2], box[3]},
+                                {box[0], box[3]}, {box[2], box[1]}};
+        for (int k = 0; k < 4; k++)
+            if (!in_spans(sp, n, score_of(corners[k][0], corners[k][1])))
+                fail_msg("box %.9f,%.9f,%.9f,%.9f: corner %d outside its spans",
+                         box[0], box[1], box[2], box[3], k);
+        for (int k = 0; k < 50; k++) {
+            double lon = box[0] <= box[2] ? urand(box[0], box[2])
+                                          : urand(box[0], box[2] + 360);
+            if (lon > 180) lon -= 360;
+            double lat = urand(box[1], box[3]);
+            assert_true(fl_geo_box_contains(box, lon, lat));
+            if (!in_spans(sp, n, score_of(lon, lat)))
+                fail_msg("box %.9f,%.9f,%.9f,%.9f: %.9f,%.9f outside its spans",
+                         box[0], box[1], box[2], box[3], lon, lat);
+        }
+    }
+    /* 500 m around Times Square: the spans hold no point 5 km away */
+    const double small[4] = {-73.988, 40.756, -73.982, 40.760};
+    fl_geo_span sp[FL_GEO_BOX_SPANS];
+    size_t n = fl_geo_box_spans(small, sp);
+    assert_false(in_spans(sp, n, score_of(-73.93, 40.756)));
+    assert_false(in_spans(sp, n, score_of(-73.985, 40.80)));
+}
+
 static void test_geoset_churn(void **state)
 {
     (void)state;
@@ -758,6 +814,7 @@ int main(void)
         cmocka_unit_test(test_search_order_sicily),
         cmocka_unit_test(test_filter_point_sound),
         cmocka_unit_test(test_filter_area_sound),
+        cmocka_unit_test(test_box_spans),
         cmocka_unit_test(test_geoset_churn),
         cmocka_unit_test(test_geoset_growth_reference),
         cmocka_unit_test(test_geoset_flags),
