@@ -749,7 +749,22 @@ static void sc_goto(scan *s, uint64_t key)
         if (!s->have || s->cur >= key) return;
         sc_next(s);
     }
-    if (s->have && s->cur < key) sc_seek(s, key);
+    if (!s->have || s->cur >= key) return;
+    if (s->sp_n && s->sp[s->sp_n - 1].score >= key) {
+        /* Still inside this leaf (a skipped sub-cell usually is): search
+         * it rather than descend the tree again from the root. */
+        size_t lo = 0, hi = s->sp_n - 1;
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            if (s->sp[mid].score < key) lo = mid + 1;
+            else hi = mid;
+        }
+        s->sp += lo;
+        s->sp_n -= lo;
+        sc_next(s);
+        return;
+    }
+    sc_seek(s, key);
 }
 
 /* 1 when at least n entries, starting with cur, lie below hi. */
