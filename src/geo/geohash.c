@@ -555,9 +555,23 @@ static void lat_span(double lat0, double l1, double l2, double *mn, double *mx)
     *mx = fmax(a, b);
 }
 
-/* Bounds of cos(latitude) over [l1, l2] (degrees). */
-static void cos_span(double l1, double l2, double *lo, double *hi)
+/* Bounds of cos(latitude) over [l1, l2] (degrees). Near the centre they
+ * come from its cos/sin without a libm call (a search classifies
+ * thousands of cells): cos(lat0 + d) = c0 - s0 d - cos(x) d^2 / 2 for some
+ * x, so over [d1, d2] it stays within the linear part's range widened by
+ * max(d1^2, d2^2) / 2. Farther out that widening would blur the bounds,
+ * and cos itself is used. */
+static void cos_span(const fl_geo_filter *f, double l1, double l2, double *lo,
+                     double *hi)
 {
+    double d1 = (l1 - f->lat0) * D_R, d2 = (l2 - f->lat0) * D_R;
+    double rem = fmax(d1 * d1, d2 * d2) / 2;
+    if (rem < 1e-6) {
+        double c1 = f->c0 - f->s0 * d1, c2 = f->c0 - f->s0 * d2;
+        *lo = fmax(0, fmin(c1, c2) - rem - 1e-14);
+        *hi = fmin(1, fmax(c1, c2) + rem + 1e-14);
+        return;
+    }
     double a = fabs(l1), b = fabs(l2);
     double amin = (l1 <= 0 && l2 >= 0) ? 0 : fmin(a, b);
     double amax = fmin(fmax(a, b), 90);
@@ -580,7 +594,7 @@ static void spans_of(const fl_geo_filter *f, const fl_geo_area *a,
     const double m = 1e-9;
     lon_span(f->lon0, a->lon.min - m, a->lon.max + m, &sp->dlo_mn, &sp->dlo_mx);
     lat_span(f->lat0, a->lat.min - m, a->lat.max + m, &sp->dla_mn, &sp->dla_mx);
-    cos_span(a->lat.min - m, a->lat.max + m, &sp->clo, &sp->chi);
+    cos_span(f, a->lat.min - m, a->lat.max + m, &sp->clo, &sp->chi);
 }
 
 static void spans_abounds(const fl_geo_filter *f, const area_spans *sp,
