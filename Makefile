@@ -69,7 +69,14 @@ $(BUILD)/tests/test_log_faults: tests/unit/test_log.c src/store/log.c src/store/
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -DFL_LOG_FAULTS -o $@ $^ -lxxhash -lcmocka
 
-unit: $(UNIT_BIN) $(BUILD)/tests/test_zindex_faults $(BUILD)/tests/test_log_faults
+# A disk that fails on demand (LD_PRELOAD into fleetd by the integration
+# tests); built without sanitizers, as it is loaded into any build.
+$(BUILD)/tests/libfailio.so: tests/integration/failio.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -O2 -Wall -Wextra -Werror -fPIC -shared -o $@ $< -ldl
+
+unit: $(UNIT_BIN) $(BUILD)/tests/test_zindex_faults $(BUILD)/tests/test_log_faults \
+      $(BUILD)/tests/libfailio.so
 
 setup:
 	@sh scripts/setup.sh

@@ -71,7 +71,7 @@ measure_with_ceiling() {
         all+="r $(run_on $RPID "$RPORT" "$@")"$'\n'
         all+="f $(run_on $FPID "$FPORT" "$@")"$'\n'
         all+="n $(run_on $NPID "$NPORT" "$@")"$'\n'
-        [ -n "$UPID" ] && all+="u $(run_on $UPID "$UPORT" "$@")"$'\n'
+        if [ -n "$UPID" ]; then all+="u $(run_on $UPID "$UPORT" "$@")"$'\n'; fi
     done
     declare -A ops cpu
     for i in r f n u; do
@@ -84,8 +84,10 @@ measure_with_ceiling() {
         "$(ratio "${ops[f]}" "${ops[r]}")" "$(ratio "${cpu[r]}" "${cpu[f]}")"
     printf '%-46s no-op epoll %9s/s %8sus  x%s of redis' "  ceiling: a server doing nothing" \
         "${ops[n]}" "${cpu[n]}" "$(ratio "${ops[n]}" "${ops[r]}")"
-    [ -n "$UPID" ] && printf '   no-op io_uring %9s/s %8sus  x%s' \
-        "${ops[u]}" "${cpu[u]}" "$(ratio "${ops[u]}" "${ops[r]}")"
+    if [ -n "$UPID" ]; then
+        printf '   no-op io_uring %9s/s %8sus  x%s' \
+            "${ops[u]}" "${cpu[u]}" "$(ratio "${ops[u]}" "${ops[r]}")"
+    fi
     printf '   fleetd/no-op x%s\n' "$(ratio "${ops[f]}" "${ops[n]}")"
 }
 

@@ -35,6 +35,7 @@ typedef struct fl_session {
     uint64_t last_cmd_ms;
     const char *last_cmd; /* static name of the last command */
     uint64_t wal_need;    /* log records this session's replies wait for */
+    uint64_t wal_own;     /* the last record of this session's own changes */
 } fl_session;
 
 enum fl_cmd_flags {

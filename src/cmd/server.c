@@ -73,7 +73,7 @@ void fl_cmd_log(fl_cmd_ctx *ctx, int argc, const char **argv,
     fl_log_argv_encode(&p->scratch, argc, argv, lens);
     fl_wal_append(p->wal, p->scratch.data, p->scratch.len);
     p->appended++;
-    if (ctx->session) ctx->session->wal_need = p->appended;
+    if (ctx->session) ctx->session->wal_need = ctx->session->wal_own = p->appended;
 }
 
 void fl_server_log_rules(fl_server *s)

@@ -223,7 +223,7 @@ static void config_set(fl_cmd_ctx *ctx)
         before.trip_max_points != next.trip_max_points ||
         before.trip_history_max != next.trip_history_max) {
         fl_server_log_rules(ctx->server);
-        ctx->session->wal_need = ctx->server->persist.appended;
+        ctx->session->wal_need = ctx->session->wal_own = ctx->server->persist.appended;
     }
     fl_reply_ok(ctx->reply);
 }

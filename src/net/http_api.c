@@ -1479,6 +1479,13 @@ static void readyz(route_ctx *rc)
         fl_api_problem(rc->resp, 503, "starting");
         return;
     }
+    /* Writes are refused once the log has failed: a balancer should send
+     * traffic elsewhere, while /healthz (alive) keeps the reads served. */
+    if (s->persist.broken) {
+        fl_api_problem(rc->resp, 503, "the write-ahead log failed; writes are refused "
+                                      "(see the server log)");
+        return;
+    }
     json_answer(rc->resp, 200);
     fl_buf_append_str(&rc->resp->body, "{\"status\":\"ready\"}");
 }

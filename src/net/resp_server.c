@@ -330,8 +330,11 @@ static void client_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 }
 
 /* Check phase: make this turn's log records durable, then release the
- * replies that waited for them. If the log has failed, a waiting client
- * is disconnected: its writes were applied but cannot be promised. */
+ * replies that waited for them. If the log has failed, a client waiting
+ * for its own writes is disconnected: they were applied but cannot be
+ * promised. One waiting only for other clients' records (a read, or the
+ * MISCONF refusal of a write) gets its reply as it is: those records will
+ * never be durable, and reads keep being served, as over HTTP. */
 static void check_cb(uv_check_t *h)
 {
     fl_resp_server *rs = h->data;
@@ -341,7 +344,8 @@ static void check_cb(uv_check_t *h)
     fl_client *c = rs->held;
     while (c) {
         fl_client *next = c->held_next;
-        if (c->sess.wal_need <= level) {
+        if (c->sess.wal_need <= level ||
+            (srv->persist.broken && c->sess.wal_own <= level)) {
             client_unhold(c);
             client_after_process(c);
         } else if (srv->persist.broken) {

@@ -66,13 +66,17 @@ class Server:
         return self.proc.poll() is None
 
 
-def start_fleetd(*extra):
+def start_fleetd(*extra, env=None, tmp=None):
+    """Starts fleetd on free ports with its data in tmp/data (tmp: a new
+    temporary directory unless given, to restart on the same data); env
+    is added to the environment."""
     port, http = free_port(), free_port()
-    tmp = tempfile.mkdtemp(prefix="fleetd-test-")
-    log = open(os.path.join(tmp, "fleetd.log"), "w")
+    tmp = tmp or tempfile.mkdtemp(prefix="fleetd-test-")
+    log = open(os.path.join(tmp, "fleetd.log"), "a")
     proc = subprocess.Popen([FLEETD, "--port", str(port), "--http-port", str(http),
                              "--dir", os.path.join(tmp, "data")] + list(extra),
-                            stdout=log, stderr=subprocess.STDOUT)
+                            stdout=log, stderr=subprocess.STDOUT,
+                            env=dict(os.environ, **(env or {})))
     _procs.append(proc)
     wait_port(port, proc)
     return Server(proc, port, http, tmp)

@@ -1,0 +1,170 @@
+"""test_log_failure.py - the disk fails under a running fleetd.
+
+build/tests/libfailio.so (tests/integration/failio.c) is preloaded into
+fleetd: once the test creates its trigger file, fdatasync and fsync fail
+with EIO, as on a disk going bad. What a client must see then:
+
+1. --fsync always: a write whose record cannot be synced gets no reply
+   that claims it was done; its connection is closed instead.
+2. From then on writes are refused: RESP -MISCONF, HTTP 503 problem+json.
+   Reads still answer. INFO persistence says aof_last_write_status:err,
+   /metrics counts the error, /readyz answers 503 while /healthz stays
+   200, and SIGTERM still stops the server within its time.
+3. --fsync everysec: the failure is found by the background sync within
+   about a second, and writes are refused from then on.
+4. Restarted on the same directory with a good disk, every write
+   acknowledged before the failure is there.
+
+Prints "log_failure: N passed, N failed".
+"""
+import http.client
+import json
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+
+sys.dont_write_bytecode = True     # no __pycache__ in the tree
+import fleetlib                     # noqa: E402
+from fleetlib import Conn           # noqa: E402
+
+res = fleetlib.Results("log_failure")
+SHIM = os.path.join(fleetlib.ROOT, "build", "tests", "libfailio.so")
+
+
+def check(cond, what):
+    res.check(bool(cond), what)
+    return bool(cond)
+
+
+def http_call(srv, method, path, body=None):
+    c = http.client.HTTPConnection("127.0.0.1", srv.http_port, timeout=10)
+    c.request(method, path, body=body,
+              headers={"Content-Type": "application/json"} if body else {})
+    r = c.getresponse()
+    out = (r.status, r.getheader("Content-Type"), r.read())
+    c.close()
+    return out
+
+
+def read_until_closed(c, timeout):
+    """Everything c receives until the server closes it: (bytes, closed)."""
+    c.sock.settimeout(timeout)
+    got = c.buf
+    try:
+        while True:
+            b = c.sock.recv(65536)
+            if not b:
+                return got, True
+            got += b
+    except (ConnectionResetError, BrokenPipeError):
+        return got, True
+    except OSError:
+        return got, False
+
+
+def start(tmp, fsync):
+    trigger = os.path.join(tmp, "disk-fails")
+    # The shim is not sanitized: a sanitized fleetd must accept it loaded
+    # before its runtime.
+    asan = os.environ.get("ASAN_OPTIONS", "")
+    env = {"LD_PRELOAD": SHIM, "FAILIO_TRIGGER": trigger,
+           "ASAN_OPTIONS": (asan + ":" if asan else "") + "verify_asan_link_order=0"}
+    return fleetlib.start_fleetd("--fsync", fsync, env=env, tmp=tmp), trigger
+
+
+def refused_everywhere(srv, tag):
+    c = Conn(srv.port)
+    r = c.call("GEOADD", "fleet", "13.4", "52.5", "after-" + tag)
+    check(r.startswith(b"-MISCONF"), "%s: GEOADD after the failure: %r" % (tag, r[:80]))
+    r = c.call("SET", "k", "v")
+    check(r.startswith(b"-MISCONF"), "%s: SET after the failure: %r" % (tag, r[:80]))
+    r = c.call("GEOPOS", "fleet", "before-0")
+    check(r.startswith(b"*1\r\n*2\r\n"), "%s: reads still answer: %r" % (tag, r[:80]))
+    info = c.call("INFO", "persistence")
+    check(b"aof_last_write_status:err" in info, "%s: INFO says the log failed" % tag)
+    c.close()
+    st, ctype, body = http_call(srv, "PUT", "/v1/vehicles/http-" + tag + "/position",
+                           json.dumps({"lon": 13.4, "lat": 52.5}))
+    check(st == 503 and ctype == "application/problem+json",
+          "%s: HTTP write after the failure: %d %s %r" % (tag, st, ctype, body[:120]))
+    st, _, body = http_call(srv, "GET", "/readyz")
+    check(st == 503 and b"write-ahead log" in body, "%s: /readyz %d %r" % (tag, st, body[:120]))
+    st, _, _ = http_call(srv, "GET", "/healthz")
+    check(st == 200, "%s: /healthz stays 200 (%d)" % (tag, st))
+    # /metrics shows gauges published every 100 ms
+    deadline, errs = time.time() + 3, []
+    while time.time() < deadline:
+        st, _, body = http_call(srv, "GET", "/metrics")
+        errs = [ln for ln in body.decode().splitlines()
+                if ln.startswith("fleetd_log_errors_total ")]
+        if errs and float(errs[0].split()[1]) >= 1:
+            break
+        time.sleep(0.05)
+    check(errs and float(errs[0].split()[1]) >= 1, "%s: /metrics counts it: %r" % (tag, errs))
+
+
+def test_always():
+    tmp = tempfile.mkdtemp(prefix="fleetd-failio-")
+    srv, trigger = start(tmp, "always")
+    c = Conn(srv.port)
+    for i in range(50):
+        r = c.call("GEOADD", "fleet", "13.4", "52.5", "before-%d" % i)
+        check(r == b":1\r\n", "GEOADD before the failure: %r" % r)
+    open(trigger, "w").close()
+    c.send_raw(fleetlib.encode(["GEOADD", "fleet", "13.5", "52.5", "during"]))
+    got, closed = read_until_closed(c, 5.0)
+    check(closed and got == b"",
+          "a write that cannot be synced gets no reply, its connection is closed "
+          "(closed %s, got %r)" % (closed, got[:40]))
+    refused_everywhere(srv, "always")
+    t0 = time.time()
+    rc = fleetlib.stop_process(srv.proc, signal.SIGTERM, 15)
+    check(time.time() - t0 < 10 and rc is not None and rc >= 0,
+          "SIGTERM stops a server whose log failed (%s in %.1f s)" % (rc, time.time() - t0))
+    os.unlink(trigger)
+    restarted = fleetlib.start_fleetd("--fsync", "always", tmp=tmp)
+    c = Conn(restarted.port)
+    got = c.call("ZCARD", "fleet")
+    check(got in (b":50\r\n", b":51\r\n"),
+          "restarted: the 50 acknowledged writes are there (ZCARD %r)" % got)
+    r = c.call("GEOADD", "fleet", "13.4", "52.6", "after-restart")
+    check(r == b":1\r\n", "restarted on a good disk, writes are taken again: %r" % r)
+    c.close()
+    restarted.stop()
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_everysec():
+    tmp = tempfile.mkdtemp(prefix="fleetd-failio-")
+    srv, trigger = start(tmp, "everysec")
+    c = Conn(srv.port)
+    r = c.call("GEOADD", "fleet", "13.4", "52.5", "before-0")
+    check(r == b":1\r\n", "everysec: GEOADD before the failure: %r" % r)
+    open(trigger, "w").close()
+    deadline, refused = time.time() + 5, False
+    while time.time() < deadline and not refused:
+        r = c.call("GEOADD", "fleet", "13.4", "52.5", "probe")
+        refused = r.startswith(b"-MISCONF")
+        time.sleep(0.05)
+    check(refused, "everysec: writes refused within 5 s of the failure")
+    c.close()
+    if refused:
+        refused_everywhere(srv, "everysec")
+    fleetlib.stop_process(srv.proc, signal.SIGTERM, 15)
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main():
+    if not os.path.exists(SHIM):
+        print("log_failure: %s is not built (make unit); skipped" % SHIM)
+        return 1
+    test_always()
+    test_everysec()
+    return res.finish()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
