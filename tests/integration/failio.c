@@ -3,21 +3,56 @@
  *
  * Loaded into fleetd with LD_PRELOAD. While the file named by
  * $FAILIO_TRIGGER exists, fdatasync() and fsync() fail with EIO, as they
- * do when a disk goes bad under a running server; otherwise they are the
- * real calls. The tests create the file at the moment they choose, so the
+ * do when a disk goes bad under a running server; while the file named by
+ * $FAILIO_FULL exists, write() to a log segment (a regular file named
+ * log.*) fails with ENOSPC, as on a full disk. Otherwise they are the real
+ * calls. The tests create the files at the moment they choose, so the
  * failure lands between two known requests. Only the error path the
  * kernel would take is faked: the data written before stays on disk.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+static int exists(const char *env)
+{
+    const char *path = getenv(env);
+    return path && access(path, F_OK) == 0;
+}
 
 static int failing(void)
 {
-    const char *trigger = getenv("FAILIO_TRIGGER");
-    return trigger && access(trigger, F_OK) == 0;
+    return exists("FAILIO_TRIGGER");
+}
+
+/* A regular file whose name starts with "log.": a log segment. */
+static int is_log_segment(int fd)
+{
+    struct stat st;
+    char link[64], path[4096];
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) return 0;
+    snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(link, path, sizeof(path) - 1);
+    if (n <= 0) return 0;
+    path[n] = '\0';
+    const char *base = strrchr(path, '/');
+    return base && strncmp(base + 1, "log.", 4) == 0;
+}
+
+ssize_t write(int fd, const void *buf, size_t n)
+{
+    static ssize_t (*real)(int, const void *, size_t);
+    if (exists("FAILIO_FULL") && is_log_segment(fd)) {
+        errno = ENOSPC;
+        return -1;
+    }
+    if (!real) real = (ssize_t (*)(int, const void *, size_t))dlsym(RTLD_NEXT, "write");
+    return real ? real(fd, buf, n) : (errno = ENOSYS, -1);
 }
 
 int fdatasync(int fd)

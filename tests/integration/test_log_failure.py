@@ -12,7 +12,9 @@ with EIO, as on a disk going bad. What a client must see then:
    200, and SIGTERM still stops the server within its time.
 3. --fsync everysec: the failure is found by the background sync within
    about a second, and writes are refused from then on.
-4. Restarted on the same directory with a good disk, every write
+4. A full disk (write() of a log segment fails with ENOSPC): the write
+   whose record could not be written gets no reply, and then as in 2.
+5. Restarted on the same directory with a good disk, every write
    acknowledged before the failure is there.
 
 Prints "log_failure: N passed, N failed".
@@ -67,12 +69,13 @@ def read_until_closed(c, timeout):
 
 def start(tmp, fsync):
     trigger = os.path.join(tmp, "disk-fails")
+    full = os.path.join(tmp, "disk-full")
     # The shim is not sanitized: a sanitized fleetd must accept it loaded
     # before its runtime.
     asan = os.environ.get("ASAN_OPTIONS", "")
-    env = {"LD_PRELOAD": SHIM, "FAILIO_TRIGGER": trigger,
+    env = {"LD_PRELOAD": SHIM, "FAILIO_TRIGGER": trigger, "FAILIO_FULL": full,
            "ASAN_OPTIONS": (asan + ":" if asan else "") + "verify_asan_link_order=0"}
-    return fleetlib.start_fleetd("--fsync", fsync, env=env, tmp=tmp), trigger
+    return fleetlib.start_fleetd("--fsync", fsync, env=env, tmp=tmp), trigger, full
 
 
 def refused_everywhere(srv, tag):
@@ -108,7 +111,7 @@ def refused_everywhere(srv, tag):
 
 def test_always():
     tmp = tempfile.mkdtemp(prefix="fleetd-failio-")
-    srv, trigger = start(tmp, "always")
+    srv, trigger, _ = start(tmp, "always")
     c = Conn(srv.port)
     for i in range(50):
         r = c.call("GEOADD", "fleet", "13.4", "52.5", "before-%d" % i)
@@ -139,7 +142,7 @@ def test_always():
 
 def test_everysec():
     tmp = tempfile.mkdtemp(prefix="fleetd-failio-")
-    srv, trigger = start(tmp, "everysec")
+    srv, trigger, _ = start(tmp, "everysec")
     c = Conn(srv.port)
     r = c.call("GEOADD", "fleet", "13.4", "52.5", "before-0")
     check(r == b":1\r\n", "everysec: GEOADD before the failure: %r" % r)
@@ -157,12 +160,39 @@ def test_everysec():
     shutil.rmtree(tmp, ignore_errors=True)
 
 
+def test_full_disk():
+    tmp = tempfile.mkdtemp(prefix="fleetd-failio-")
+    srv, _, full = start(tmp, "everysec")
+    c = Conn(srv.port)
+    for i in range(10):
+        r = c.call("GEOADD", "fleet", "13.4", "52.5", "before-%d" % i)
+        check(r == b":1\r\n", "full: GEOADD before the disk is full: %r" % r)
+    open(full, "w").close()
+    c.send_raw(fleetlib.encode(["GEOADD", "fleet", "13.5", "52.5", "during"]))
+    got, closed = read_until_closed(c, 5.0)
+    check(closed and got == b"",
+          "full: a write whose record could not be written gets no reply "
+          "(closed %s, got %r)" % (closed, got[:40]))
+    refused_everywhere(srv, "full")
+    fleetlib.stop_process(srv.proc, signal.SIGTERM, 15)
+    os.unlink(full)
+    restarted = fleetlib.start_fleetd("--fsync", "everysec", tmp=tmp)
+    c = Conn(restarted.port)
+    got = c.call("ZCARD", "fleet")
+    check(got in (b":10\r\n", b":11\r\n"),
+          "full, restarted: the 10 acknowledged writes are there (ZCARD %r)" % got)
+    c.close()
+    restarted.stop()
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main():
     if not os.path.exists(SHIM):
         print("log_failure: %s is not built (make unit); skipped" % SHIM)
         return 1
     test_always()
     test_everysec()
+    test_full_disk()
     return res.finish()
 
 
