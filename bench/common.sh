@@ -19,3 +19,16 @@ wait_up() { for _ in $(seq $(( ${2:-10} * 100 ))); do redis-cli -p "$1" PING >/d
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 field() { tr ' ' '\n' | grep "^$1=" | cut -d= -f2; }
 machine() { echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(free -g | awk '/Mem:/ {print $2}') GB"; }
+
+# start_fleetd: fleetd (FLEETD=path for another binary) on free ports,
+# its data in a temporary directory; sets FPORT, HPORT, tmp and pids.
+# Everything in pids is killed and tmp removed when the script exits.
+start_fleetd() {
+    tmp=$(mktemp -d)
+    pids=()
+    trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"' EXIT
+    FPORT=$(free_port); HPORT=$(free_port)
+    "${FLEETD:-build/fleetd}" --port "$FPORT" --http-port "$HPORT" --dir "$tmp/d" >"$tmp/fleetd.log" 2>&1 &
+    pids+=($!)
+    wait_up "$FPORT"
+}

@@ -11,13 +11,7 @@ VEHICLES=${VEHICLES:-100000}
 REQUESTS=${REQUESTS:-30}
 . bench/common.sh
 
-tmp=$(mktemp -d)
-pids=()
-trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"' EXIT
-FPORT=$(free_port); HPORT=$(free_port)
-"${FLEETD:-build/fleetd}" --port "$FPORT" --http-port "$HPORT" --dir "$tmp/d" >"$tmp/fleetd.log" 2>&1 &
-pids+=($!)
-wait_up "$FPORT"
+start_fleetd
 machine
 $B --data "$DATA" --vehicles "$VEHICLES" --ts-now "$(date +%s%3N)" --key fleet \
    --port "$FPORT" --mode vsetup --pings 0 >/dev/null

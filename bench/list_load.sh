@@ -13,13 +13,7 @@ RATE=${RATE:-70000}
 ROUNDS=${ROUNDS:-3}
 . bench/common.sh
 
-tmp=$(mktemp -d)
-pids=()
-trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"' EXIT
-FPORT=$(free_port); HPORT=$(free_port)
-"${FLEETD:-build/fleetd}" --port "$FPORT" --http-port "$HPORT" --dir "$tmp/d" >"$tmp/fleetd.log" 2>&1 &
-pids+=($!)
-wait_up "$FPORT"
+start_fleetd
 machine
 T0=$(date +%s%3N)
 common=(--data "$DATA" --vehicles "$VEHICLES" --ts-now "$T0" --key fleet)

@@ -109,35 +109,49 @@ def refused_everywhere(srv, tag):
     check(errs and float(errs[0].split()[1]) >= 1, "%s: /metrics counts it: %r" % (tag, errs))
 
 
-def test_always():
-    tmp = tempfile.mkdtemp(prefix="fleetd-failio-")
-    srv, trigger, _ = start(tmp, "always")
+def acknowledged_then_fail(srv, n, fault, tag):
+    """n acknowledged GEOADDs, then the fault (a file created), then one
+    more write: it must get no reply, only a closed connection."""
     c = Conn(srv.port)
-    for i in range(50):
+    for i in range(n):
         r = c.call("GEOADD", "fleet", "13.4", "52.5", "before-%d" % i)
-        check(r == b":1\r\n", "GEOADD before the failure: %r" % r)
-    open(trigger, "w").close()
+        check(r == b":1\r\n", "%s: GEOADD before the failure: %r" % (tag, r))
+    open(fault, "w").close()
     c.send_raw(fleetlib.encode(["GEOADD", "fleet", "13.5", "52.5", "during"]))
     got, closed = read_until_closed(c, 5.0)
     check(closed and got == b"",
-          "a write that cannot be synced gets no reply, its connection is closed "
-          "(closed %s, got %r)" % (closed, got[:40]))
-    refused_everywhere(srv, "always")
+          "%s: a write whose record cannot be made durable gets no reply, its "
+          "connection is closed (closed %s, got %r)" % (tag, closed, got[:40]))
+
+
+def stop_and_restart(srv, tmp, fault, fsync, n, tag):
+    """SIGTERM ends the failed server in time; restarted on the same
+    directory with a good disk, the n acknowledged writes are there (the
+    unacknowledged one may be) and writes are taken again."""
     t0 = time.time()
     rc = fleetlib.stop_process(srv.proc, signal.SIGTERM, 15)
     check(time.time() - t0 < 10 and rc is not None and rc >= 0,
-          "SIGTERM stops a server whose log failed (%s in %.1f s)" % (rc, time.time() - t0))
-    os.unlink(trigger)
-    restarted = fleetlib.start_fleetd("--fsync", "always", tmp=tmp)
+          "%s: SIGTERM stops a server whose log failed (%s in %.1f s)"
+          % (tag, rc, time.time() - t0))
+    os.unlink(fault)
+    restarted = fleetlib.start_fleetd("--fsync", fsync, tmp=tmp)
     c = Conn(restarted.port)
     got = c.call("ZCARD", "fleet")
-    check(got in (b":50\r\n", b":51\r\n"),
-          "restarted: the 50 acknowledged writes are there (ZCARD %r)" % got)
+    check(got in (b":%d\r\n" % n, b":%d\r\n" % (n + 1)),
+          "%s, restarted: the %d acknowledged writes are there (ZCARD %r)" % (tag, n, got))
     r = c.call("GEOADD", "fleet", "13.4", "52.6", "after-restart")
-    check(r == b":1\r\n", "restarted on a good disk, writes are taken again: %r" % r)
+    check(r == b":1\r\n", "%s, restarted on a good disk: writes are taken again: %r"
+          % (tag, r))
     c.close()
-    restarted.stop()
-    shutil.rmtree(tmp, ignore_errors=True)
+    restarted.stop()     # removes tmp
+
+
+def test_always():
+    tmp = tempfile.mkdtemp(prefix="fleetd-failio-")
+    srv, trigger, _ = start(tmp, "always")
+    acknowledged_then_fail(srv, 50, trigger, "always")
+    refused_everywhere(srv, "always")
+    stop_and_restart(srv, tmp, trigger, "always", 50, "always")
 
 
 def test_everysec():
@@ -163,27 +177,9 @@ def test_everysec():
 def test_full_disk():
     tmp = tempfile.mkdtemp(prefix="fleetd-failio-")
     srv, _, full = start(tmp, "everysec")
-    c = Conn(srv.port)
-    for i in range(10):
-        r = c.call("GEOADD", "fleet", "13.4", "52.5", "before-%d" % i)
-        check(r == b":1\r\n", "full: GEOADD before the disk is full: %r" % r)
-    open(full, "w").close()
-    c.send_raw(fleetlib.encode(["GEOADD", "fleet", "13.5", "52.5", "during"]))
-    got, closed = read_until_closed(c, 5.0)
-    check(closed and got == b"",
-          "full: a write whose record could not be written gets no reply "
-          "(closed %s, got %r)" % (closed, got[:40]))
+    acknowledged_then_fail(srv, 10, full, "full")
     refused_everywhere(srv, "full")
-    fleetlib.stop_process(srv.proc, signal.SIGTERM, 15)
-    os.unlink(full)
-    restarted = fleetlib.start_fleetd("--fsync", "everysec", tmp=tmp)
-    c = Conn(restarted.port)
-    got = c.call("ZCARD", "fleet")
-    check(got in (b":10\r\n", b":11\r\n"),
-          "full, restarted: the 10 acknowledged writes are there (ZCARD %r)" % got)
-    c.close()
-    restarted.stop()
-    shutil.rmtree(tmp, ignore_errors=True)
+    stop_and_restart(srv, tmp, full, "everysec", 10, "full")
 
 
 def main():
