@@ -267,6 +267,10 @@ static const char *run_cmd(fl_api *a, const fl_api_req *req, argv_builder *ab,
 {
     a->reply.len = 0;
     fl_reply reply = {&a->reply, 3, 0};
+    /* One session serves every HTTP request: what a command logs is its
+     * own answer's need only, not carried into the next request (a write
+     * refused after a failed one would else read as applied). */
+    a->sess.wal_need = 0;
     fl_cmd_ctx ctx = {ab->argc, ab->argv, ab->lens, &reply, &a->sess, a->srv,
                       req->now_ms, req->now_us};
     uint64_t t0 = mono_ns();

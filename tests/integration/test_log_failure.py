@@ -14,6 +14,8 @@ with EIO, as on a disk going bad. What a client must see then:
    about a second, and writes are refused from then on.
 4. A full disk (write() of a log segment fails with ENOSPC): the write
    whose record could not be written gets no reply, and then as in 2.
+   Over HTTP, the write whose sync fails is answered 503, and HTTP reads
+   after it are answered as usual.
 5. Restarted on the same directory with a good disk, every write
    acknowledged before the failure is there.
 
@@ -182,6 +184,36 @@ def test_full_disk():
     stop_and_restart(srv, tmp, full, "everysec", 10, "full")
 
 
+def test_http_write_fails():
+    """The failing write comes over HTTP: it is answered 503 (applied, not
+    durable), and HTTP reads after it are still answered."""
+    tmp = tempfile.mkdtemp(prefix="fleetd-failio-")
+    srv, trigger, _ = start(tmp, "always")
+    st, _, body = http_call(srv, "PUT", "/v1/vehicles/v1/position",
+                            json.dumps({"lon": 13.4, "lat": 52.5}))
+    check(st == 200, "http: PUT before the failure: %d %r" % (st, body[:100]))
+    open(trigger, "w").close()
+    st, ctype, body = http_call(srv, "PUT", "/v1/vehicles/v2/position",
+                                json.dumps({"lon": 13.5, "lat": 52.5}))
+    check(st == 503 and ctype == "application/problem+json" and b"not durable" in body,
+          "http: the PUT whose sync fails: %d %s %r" % (st, ctype, body[:160]))
+    for vid in ("v1", "v2"):
+        st, _, body = http_call(srv, "GET", "/v1/vehicles/" + vid)
+        check(st == 200, "http: GET %s after the failure is answered: %d %r"
+              % (vid, st, body[:160]))
+    st, _, body = http_call(srv, "GET", "/v1/vehicles?limit=10")
+    check(st == 200, "http: a list after the failure is answered: %d %r" % (st, body[:160]))
+    # the next write is refused, not "applied but not durable"
+    st, _, body = http_call(srv, "PUT", "/v1/vehicles/v3/position",
+                            json.dumps({"lon": 13.6, "lat": 52.5}))
+    check(st == 503 and b"MISCONF" in body and b"applied" not in body,
+          "http: a write after the failure is refused: %d %r" % (st, body[:200]))
+    st, _, _ = http_call(srv, "GET", "/v1/vehicles/v3")
+    check(st == 404, "http: the refused write changed nothing (GET v3: %d)" % st)
+    fleetlib.stop_process(srv.proc, signal.SIGTERM, 15)
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main():
     if not os.path.exists(SHIM):
         print("log_failure: %s is not built (make unit); skipped" % SHIM)
@@ -189,6 +221,7 @@ def main():
     test_always()
     test_everysec()
     test_full_disk()
+    test_http_write_fails()
     return res.finish()
 
 
