@@ -7,7 +7,7 @@ mkdir -p build/bench
 gcc -std=c11 -O2 -Wall -Wextra -Werror bench/geobench.c -lm -o build/bench/geobench
 # The no-op server's io_uring loop is built where liburing is installed
 # (scripts/setup.sh installs it); its epoll loop needs nothing.
-URING=""; [ -e /usr/include/liburing.h ] && URING=-luring
+URING=""; if echo '#include <liburing.h>' | gcc -E -x c - >/dev/null 2>&1; then URING="-DHAVE_URING -luring"; fi
 gcc -std=c11 -O2 -Wall -Wextra -Werror bench/noop_server.c $URING -o build/bench/noop_server
 B=build/bench/geobench
 [ -d "$DATA/trips" ] || { echo "bench: $DATA is absent, nothing to measure"; exit 0; }

@@ -466,7 +466,8 @@ static int mode_load_test(const opts *o, int kind)
     int ep = epoll_create1(0);
     struct epoll_event *ready = calloc((size_t)o->conns, sizeof(*ready));
     double *lat = malloc(sizeof(double) * (size_t)o->requests);
-    if (!cs || !ready || !lat || ep < 0) { perror("calloc"); return 1; }
+    if (ep < 0) { perror("epoll_create1"); return 1; }
+    if (!cs || !ready || !lat) { perror("calloc"); return 1; }
     long sent = 0, done = 0;
     buf all = {0};
     size_t *off;

@@ -16,6 +16,7 @@
  *
  *   noop_server PORT [epoll|uring]
  *   noop_server --has-uring      exits 0 if the io_uring loop is built
+ *                                and the kernel lets it run
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -29,9 +30,8 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
-#if __has_include(<liburing.h>)
+#ifdef HAVE_URING /* set by bench/common.sh where liburing is installed */
 #include <liburing.h>
-#define HAVE_URING 1
 #endif
 
 #define MAX_FD 4096
@@ -141,10 +141,29 @@ static void queue_send(int fd, int k)
     s->flags |= IOSQE_CQE_SKIP_SUCCESS;
 }
 
+static int listen_fd;
+
+static void queue_accept(void)
+{
+    struct io_uring_sqe *s = sqe();
+    io_uring_prep_multishot_accept(s, listen_fd, NULL, NULL, 0);
+    io_uring_sqe_set_data64(s, (uint64_t)OP_ACCEPT << 32);
+}
+
+/* The ring as the loop sets it up; 0 or -errno (io_uring may be compiled
+ * in but refused at run time: an old kernel, a sysctl, a seccomp filter). */
+static int ring_init(void)
+{
+    struct io_uring_params p = {.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN};
+    return io_uring_queue_init_params(4096, &ring, &p);
+}
+
 static void completed(struct io_uring_cqe *c)
 {
     int op = (int)(c->user_data >> 32), fd = (int)(uint32_t)c->user_data;
-    if (op == OP_ACCEPT && c->res >= 0) {
+    if (op == OP_ACCEPT) {
+        if (!(c->flags & IORING_CQE_F_MORE)) queue_accept(); /* the kernel ended it */
+        if (c->res < 0) return;
         if (c->res >= MAX_FD) { close(c->res); return; }
         no_delay(c->res);
         line_start[c->res] = 1;
@@ -159,13 +178,11 @@ static void completed(struct io_uring_cqe *c)
 
 static int run_uring(int lfd)
 {
-    struct io_uring_params p = {.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN};
-    int rc = io_uring_queue_init_params(4096, &ring, &p);
+    int rc = ring_init();
     recv_buf = malloc((size_t)MAX_FD * READ_SIZE);
     if (rc < 0 || !recv_buf) { fprintf(stderr, "io_uring: %s\n", strerror(-rc)); return 1; }
-    struct io_uring_sqe *s = sqe();
-    io_uring_prep_multishot_accept(s, lfd, NULL, NULL, 0);
-    io_uring_sqe_set_data64(s, (uint64_t)OP_ACCEPT << 32);
+    listen_fd = lfd;
+    queue_accept();
     for (;;) {
         rc = io_uring_submit_and_wait(&ring, 1);
         if (rc < 0 && rc != -EINTR) { fprintf(stderr, "io_uring: %s\n", strerror(-rc)); return 1; }
@@ -185,12 +202,17 @@ int main(int argc, char **argv)
     if (argc < 2) { fprintf(stderr, "usage: noop_server PORT [epoll|uring]\n"); return 2; }
     if (!strcmp(argv[1], "--has-uring")) {
 #ifdef HAVE_URING
+        if (ring_init() < 0) return 1;
+        io_uring_queue_exit(&ring);
         return 0;
 #else
         return 1;
 #endif
     }
-    int lfd = listen_on(atoi(argv[1]));
+    char *end;
+    long port = strtol(argv[1], &end, 10);
+    if (*end || port <= 0 || port > 65535) { fprintf(stderr, "noop_server: bad port\n"); return 2; }
+    int lfd = listen_on((int)port);
     if (argc < 3 || !strcmp(argv[2], "epoll")) return run_epoll(lfd);
 #ifdef HAVE_URING
     if (!strcmp(argv[2], "uring")) return run_uring(lfd);

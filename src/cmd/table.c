@@ -12,6 +12,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -269,14 +270,19 @@ int fl_arg_ll(fl_cmd_ctx *ctx, int i, long long *out)
     return -1;
 }
 
-/* Redis' string2d: the whole argument must be a double (strtod syntax),
- * no leading space, no NaN, no overflow or underflow to 0. */
 /* Plain decimals of at most 15 digits ("-73.98765", "40.7") are most of
  * what clients send. Such a mantissa and a power of ten up to 1e15 are
  * both exact doubles, so one IEEE division rounds correctly: the result
  * is the one strtod gives (Clinger's fast path), without the copy, the
- * locale and the big-number machinery. Anything else returns 0 and is
- * left to strtod. */
+ * locale and the big-number machinery. That needs double arithmetic in
+ * double precision (no x87 excess precision, no -ffast-math reciprocals):
+ * elsewhere the fast path is off. Anything else returns 0 and is left to
+ * strtod. */
+#if FLT_EVAL_METHOD == 0 && !defined(__FAST_MATH__)
+#define PLAIN_DECIMAL_EXACT 1
+#else
+#define PLAIN_DECIMAL_EXACT 0
+#endif
 static int parse_plain_decimal(const char *p, size_t n, double *out)
 {
     static const double pow10[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7,
@@ -301,9 +307,11 @@ static int parse_plain_decimal(const char *p, size_t n, double *out)
     return 1;
 }
 
+/* Redis' string2d: the whole argument must be a double (strtod syntax),
+ * no leading space, no NaN, no overflow or underflow to 0. */
 int fl_parse_double(const char *p, size_t n, double *out)
 {
-    if (parse_plain_decimal(p, n, out)) return 0;
+    if (PLAIN_DECIMAL_EXACT && parse_plain_decimal(p, n, out)) return 0;
     char stack[128];
     if (n == 0) return -1;
     char *s = n < sizeof(stack) ? stack : fl_xmalloc(n + 1);

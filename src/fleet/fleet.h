@@ -326,11 +326,12 @@ int fl_fleet_each_vehicle(const fl_fleet *f,
                           int (*fn)(void *ud, const fl_vehicle *v), void *ud);
 /* The vehicle's place in index order (its 52-bit geohash). */
 uint64_t fl_fleet_vehicle_key(const fl_fleet *f, const fl_vehicle *v);
-/* Calls fn for the vehicles after (key, id) in index order (id NULL: from
- * the first; len 0: from the first at key or after), with each one's key; stops on nonzero and returns it. The
- * pair is a resumable cursor that stays valid while vehicles move; a
- * vehicle that moves across it between two pages is seen twice or not
- * at all, like a Redis SCAN over a changing set. */
+/* Calls fn for the vehicles after (key, id) in index order (id NULL:
+ * from the first; len 0: from the first at key or after), with each
+ * one's key; stops on nonzero and returns it. The pair is a resumable
+ * cursor that stays valid while vehicles move; a vehicle that moves
+ * across it between two pages is seen twice or not at all, like a Redis
+ * SCAN over a changing set. */
 int fl_fleet_each_vehicle_after(const fl_fleet *f, uint64_t key,
                                 const char *id, size_t len,
                                 int (*fn)(void *ud, const fl_vehicle *v,

@@ -651,8 +651,10 @@ double fl_geo_a_widen(double a, int dir)
 
 #define SPAN_CELLS 16 /* per box that does not cross the antimeridian */
 
-/* Cells of one step covering box (min lon <= max lon), as spans. */
-static size_t box_cell_spans(const double box[4], fl_geo_span *out)
+/* Cells of one step covering box (min lon <= max lon), as spans. *edge
+ * is set when a corner lies on the world's upper edge, where scores fall
+ * past every cell. */
+static size_t box_cell_spans(const double box[4], fl_geo_span *out, int *edge)
 {
     fl_geo_range lo_r, la_r;
     fl_geo_coord_ranges(&lo_r, &la_r);
@@ -661,11 +663,16 @@ static size_t box_cell_spans(const double box[4], fl_geo_span *out)
         if (!fl_geo_encode(&lo_r, &la_r, box[0], box[1], step, &a) ||
             !fl_geo_encode(&lo_r, &la_r, box[2], box[3], step, &b))
             return 0; /* callers pass valid corners */
-        /* A corner on the upper edge encodes one past the last cell;
-         * fl_geo_box_spans covers such scores with its edge span. */
+        /* A corner on the upper edge (or within rounding of it) encodes
+         * one past the last cell. Clamped, the cells still hold every
+         * point pulled just inside the edge (as the fleet indexes them);
+         * the raw scores beyond are the edge span's. */
         uint32_t last = (uint32_t)((1ULL << step) - 1);
         uint32_t x0 = squash64(a.bits >> 1), x1 = squash64(b.bits >> 1);
         uint32_t y0 = squash64(a.bits), y1 = squash64(b.bits);
+        *edge |= x1 > last || y1 > last;
+        x0 = x0 > last ? last : x0;
+        y0 = y0 > last ? last : y0;
         x1 = x1 > last ? last : x1;
         y1 = y1 > last ? last : y1;
         if ((uint64_t)(x1 - x0 + 1) * (y1 - y0 + 1) > SPAN_CELLS) continue;
@@ -695,18 +702,18 @@ static void sort_spans(fl_geo_span *s, size_t n)
 size_t fl_geo_box_spans(const double box[4], fl_geo_span out[FL_GEO_BOX_SPANS])
 {
     size_t n;
+    int edge = 0;
     if (box[0] <= box[2]) {
-        n = box_cell_spans(box, out);
+        n = box_cell_spans(box, out, &edge);
     } else { /* across the antimeridian: the two sides */
         const double east[4] = {box[0], box[1], FL_GEO_LON_MAX, box[3]};
         const double west[4] = {FL_GEO_LON_MIN, box[1], box[2], box[3]};
-        n = box_cell_spans(east, out);
-        n += box_cell_spans(west, out + n);
+        n = box_cell_spans(east, out, &edge);
+        n += box_cell_spans(west, out + n, &edge);
     }
     /* Points on the upper edge of the world (lon 180 or the top latitude)
      * score at 2^52 and above, past every cell. */
-    if (box[2] == FL_GEO_LON_MAX || box[0] > box[2] || box[3] == FL_GEO_LAT_MAX)
-        out[n++] = (fl_geo_span){1ULL << 52, UINT64_MAX};
+    if (edge) out[n++] = (fl_geo_span){1ULL << 52, UINT64_MAX};
     sort_spans(out, n);
     size_t merged = 0;
     for (size_t i = 0; i < n; i++) {

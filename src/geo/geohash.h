@@ -198,10 +198,11 @@ typedef struct fl_geo_span {
 #define FL_GEO_BOX_SPANS 33 /* 16 cells each side of the antimeridian, + edge */
 /* Sorted, disjoint score runs that together hold the score of every valid
  * point fl_geo_box_contains(box, ...) accepts (box as it describes it,
- * with valid corners and min lat <= max lat). They come from cells of one
- * size, the smallest of which at most 4 x 4 cover the box, so they hold
- * little else: a walk of an index in score order reads the box by seeking
- * from one run to the next. Returns how many were written to out. */
+ * with valid corners and min lat <= max lat), and of every such point
+ * pulled up to 1e-6 degrees inside the world's upper edges. They come from
+ * cells of one size, the smallest of which at most 16 cover the box, so
+ * they hold little else: a walk of an index in score order reads the box
+ * by seeking from one run to the next. Returns how many were written. */
 size_t fl_geo_box_spans(const double box[4], fl_geo_span out[FL_GEO_BOX_SPANS]);
 
 #endif

@@ -625,6 +625,12 @@ def load_fleet(c, model, rnd, ts0):
     for i in range(50):
         lines.append({"id": "same-%02d" % i, "lon": 2.3522, "lat": 48.8566, "ts": ts0,
                       "fleet": "paris"})
+    # On the world's upper edges, where index keys are pulled inside: the
+    # antimeridian box above holds the first; the edge boxes of test_list
+    # hold all three.
+    for vid, lon, lat in (("edge-180", 180.0, -17.0), ("edge-top", 10.0, 85.05112878),
+                          ("edge-corner", 180.0, 85.05112878)):
+        lines.append({"id": vid, "lon": lon, "lat": lat, "ts": ts0, "fleet": "edge"})
     for i in range(21):
         for j in range(21):
             lines.append({"id": "grid-%02d-%02d" % (i, j), "lon": 9.9 + 0.01 * i + 0.003,
@@ -905,6 +911,13 @@ def test_list(c, model):
              ("bbox=179.5,-18,-179.5,-16&status=available",
               lambda v: in_box((179.5, -18, -179.5, -16), v.lon, v.lat)
               and v.status == "available"),
+             ("bbox=180,-20,180,85.05112878",
+              lambda v: in_box((180, -20, 180, 85.05112878), v.lon, v.lat)),
+             ("bbox=0,85,180,85.05112878",
+              lambda v: in_box((0, 85, 180, 85.05112878), v.lon, v.lat)),
+             ("bbox=180,-20,-170,85.05112878&fleet=edge",
+              lambda v: in_box((180, -20, -170, 85.05112878), v.lon, v.lat)
+              and v.fleet == "edge"),
              ("fleet=nobody", lambda v: False)]
     for q, pred in cases:
         want = {v.id for v in model.where(pred)}

@@ -23,6 +23,7 @@
 
 #include "geo/geohash.h"
 #include "geo/geoset.h"
+#include "fleet/fleet_int.h"
 
 /* ---- helpers ---- */
 
@@ -404,6 +405,30 @@ static void test_box_spans(void **state)
             if (!in_spans(sp, n, score_of(lon, lat)))
                 fail_msg("box %.9f,%.9f,%.9f,%.9f: %.9f,%.9f outside its spans",
                          box[0], box[1], box[2], box[3], lon, lat);
+        }
+    }
+    /* The world's upper edges: raw scores (past every cell) and the keys
+     * the fleet indexes there (pulled 1e-7 degrees inside), for boxes
+     * whose corners lie on or within rounding of the edge. */
+    const double e180 = 180, below = nextafter(180, 0), top = FL_GEO_LAT_MAX;
+    const double edge_boxes[][4] = {
+        {180, 0, 180, 10}, {below, 0, 180, 10}, {170, 85.05112878, 180, 85.05112878},
+        {180, -20, -170, -10}, {-10, 80, 10, 85.05112878}, {below, 80, below, top},
+    };
+    for (size_t b = 0; b < sizeof(edge_boxes) / sizeof(edge_boxes[0]); b++) {
+        const double *box = edge_boxes[b];
+        fl_geo_span sp[FL_GEO_BOX_SPANS];
+        size_t n = fl_geo_box_spans(box, sp);
+        double pts[][2] = {{box[0], box[1]}, {box[2], box[3]}, {box[0], box[3]},
+                           {box[2], box[1]}, {e180, box[1]}, {box[0], top}};
+        for (size_t k = 0; k < sizeof(pts) / sizeof(pts[0]); k++) {
+            if (!fl_geo_box_contains(box, pts[k][0], pts[k][1])) continue;
+            double x, y;
+            fl__index_point(pts[k][0], pts[k][1], &x, &y);
+            if (!in_spans(sp, n, score_of(pts[k][0], pts[k][1])) ||
+                !in_spans(sp, n, score_of(x, y)))
+                fail_msg("edge box %zu: %.17g,%.17g (raw or as indexed) outside its spans",
+                         b, pts[k][0], pts[k][1]);
         }
     }
     /* 500 m around Times Square: the spans hold no point 5 km away */
