@@ -5,8 +5,9 @@ DATA=${DATA:-../shared/data}
 make -s -j2 all
 mkdir -p build/bench
 gcc -std=c11 -O2 -Wall -Wextra -Werror bench/geobench.c -lm -o build/bench/geobench
-# The no-op server's io_uring loop is built where liburing is installed
-# (scripts/setup.sh installs it); its epoll loop needs nothing.
+# The no-op server's io_uring loop is built where liburing-dev is
+# installed (not by scripts/setup.sh: only this comparison needs it, and
+# the test suite must not depend on it); its epoll loop needs nothing.
 URING=""; if echo '#include <liburing.h>' | gcc -E -x c - >/dev/null 2>&1; then URING="-DHAVE_URING -luring"; fi
 gcc -std=c11 -O2 -Wall -Wextra -Werror bench/noop_server.c $URING -o build/bench/noop_server
 B=build/bench/geobench

@@ -4,7 +4,7 @@
 set -e
 PKGS="gcc make pkg-config clang libclang-rt-14-dev llvm libuv1-dev
 libmicrohttpd-dev libyaml-dev libxxhash-dev libjansson-dev libcmocka-dev libhiredis-dev
-redis-server redis-tools prometheus curl python3 procps chromium liburing-dev"
+redis-server redis-tools prometheus curl python3 procps chromium"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
