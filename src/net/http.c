@@ -128,6 +128,8 @@ struct http_req {
     int too_large;             /* 413 or 503: the body passed a cap, dropped */
     uint64_t drained;          /* bytes dropped */
     int ready;                 /* resp is computed, waiting for the log */
+    int started;               /* on_request has seen its headers */
+    char *raw_path;            /* as sent, without the query; owned */
     fl_api_resp resp;
 };
 
@@ -709,7 +711,7 @@ static enum MHD_Result answer(http_req *q, const char *url, const char *method)
     fl_api_req req = {method, url, query_arg, q->wait.conn,
                       header(q->wait.conn, MHD_HTTP_HEADER_CONTENT_TYPE),
                       header(q->wait.conn, MHD_HTTP_HEADER_AUTHORIZATION),
-                      q->body.data, q->body.len, now_us / 1000, now_us};
+                      q->body.data, q->body.len, now_us / 1000, now_us, q->raw_path};
     fl_api_handle(&h->api, &req, &q->resp);
     switch (q->resp.kind) {
     case FL_API_STREAM: return start_stream(q);
@@ -771,17 +773,29 @@ static size_t body_limit(const char *method, const char *url)
                                              : FL_API_MAX_JSON_BODY;
 }
 
-static http_req *new_req(fl_http *h, struct MHD_Connection *c,
-                         const char *method, const char *url)
+/* libmicrohttpd hands the request target over as sent, before decoding
+ * it: its path is kept, so the router can tell an id's encoded '/' (%2F)
+ * from a separator. The request is allocated here; on_completed frees it
+ * (libmicrohttpd calls it for every request this callback saw). */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
 {
+    (void)c;
     http_req *q = fl_xcalloc(1, sizeof(*q));
-    q->h = h;
+    q->h = cls;
+    q->raw_path = fl_xstrndup(uri, strcspn(uri, "?#"));
+    return q;
+}
+
+/* Fills in a request once its headers are in. */
+static void start_req(http_req *q, struct MHD_Connection *c, const char *method,
+                      const char *url)
+{
+    q->started = 1;
     q->wait.conn = c;
     fl_buf_init(&q->body);
     fl_api_resp_init(&q->resp);
     q->body_limit = body_limit(method, url);
     q->start_ns = uv_hrtime();
-    return q;
 }
 
 /*
@@ -798,8 +812,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
     (void)version;
     fl_http *h = cls;
     http_req *q = *req_cls;
-    if (!q) {
-        q = *req_cls = new_req(h, c, method, url);
+    if (!q) q = *req_cls = on_uri(h, url, c); /* not reached: on_uri ran */
+    if (!q->started) {
+        start_req(q, c, method, url);
         /* Before a byte of body is read: a client without the password
          * cannot make the server buffer anything. */
         if (!fl_api_authorized(&h->api, url,
@@ -860,39 +875,20 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
     q->h->body_bytes -= q->body.len;
     fl_buf_free(&q->body);
     fl_api_resp_free(&q->resp);
+    free(q->raw_path);
     free(q);
     *req_cls = NULL;
 }
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
 /* Percent-decoding of the path and query, in place, as libmicrohttpd's
- * own except that %00 stays as it is: a NUL would cut the C string the
- * router and the handlers see, so "/v1/vehicles/a%00b" would address
- * vehicle "a". */
+ * own except that %00 stays as it is (fl_api_percent_decode). */
 static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
 {
     (void)cls;
     (void)c;
-    char *w = s;
-    for (const char *r = s; *r;) {
-        int hi = r[0] == '%' ? hex_value(r[1]) : -1;
-        int lo = hi >= 0 ? hex_value(r[2]) : -1;
-        if (lo >= 0 && (hi | lo) != 0) {
-            *w++ = (char)(hi << 4 | lo);
-            r += 3;
-        } else {
-            *w++ = *r++;
-        }
-    }
-    *w = '\0';
-    return (size_t)(w - s);
+    size_t n = fl_api_percent_decode(s, s, strlen(s));
+    s[n] = '\0';
+    return n;
 }
 
 static void on_log(void *cls, const char *fmt, va_list ap)
@@ -1004,6 +1000,7 @@ static struct MHD_Daemon *start_daemon(fl_http *h, int fd)
         MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, (void *)h,
         MHD_OPTION_UNESCAPE_CALLBACK, unescape, (void *)NULL,
+        MHD_OPTION_URI_LOG_CALLBACK, on_uri, (void *)h,
         MHD_OPTION_CONNECTION_LIMIT, FL_HTTP_MAX_CONNECTIONS,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, FL_HTTP_MAX_PER_IP,
         MHD_OPTION_CONNECTION_TIMEOUT, FL_HTTP_TIMEOUT_S,

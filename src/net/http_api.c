@@ -533,12 +533,15 @@ static const char *outcome_name(const char *reply)
     return NULL;
 }
 
+#define ID_SEGMENT_MAX 1024      /* decoded bytes of an {id}; ids are 255 */
+
 typedef struct route_ctx {
     fl_api *a;
     const fl_api_req *req;
     fl_api_resp *resp;
-    const char *id;              /* the {id} segment, decoded */
+    const char *id;              /* the {id} segment, decoded (in idbuf) */
     size_t idlen;
+    char idbuf[ID_SEGMENT_MAX];
 } route_ctx;
 
 /* 404 for the {id} of the path: "unknown vehicle 'v9'" as RESP says it. */
@@ -1550,15 +1553,42 @@ static const struct route {
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
 
 /* Matches path against pattern; the {id} segment goes to *id. */
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+size_t fl_api_percent_decode(char *out, const char *in, size_t n)
+{
+    size_t w = 0;
+    for (size_t r = 0; r < n;) {
+        int hi = in[r] == '%' && r + 2 < n ? hex_value(in[r + 1]) : -1;
+        int lo = hi >= 0 ? hex_value(in[r + 2]) : -1;
+        if (lo >= 0 && (hi | lo) != 0) {
+            out[w++] = (char)(hi << 4 | lo);
+            r += 3;
+        } else {
+            out[w++] = in[r++];
+        }
+    }
+    return w;
+}
+
+/* Matches path (raw: percent-encoded) against pattern; the {id} segment
+ * is decoded after the split on '/', so an id may hold '/' as %2F. An id
+ * too long to decode does not match (404). */
 static int route_match(const char *pattern, const char *path, const char **id,
-                       size_t *idlen)
+                       size_t *idlen, char idbuf[ID_SEGMENT_MAX])
 {
     while (*pattern && *path) {
         if (!strncmp(pattern, "{id}", 4)) {
             size_t n = strcspn(path, "/");
-            if (n == 0) return 0;
-            *id = path;
-            *idlen = n;
+            if (n == 0 || n > ID_SEGMENT_MAX) return 0;
+            *id = idbuf;
+            *idlen = fl_api_percent_decode(idbuf, path, n);
             pattern += 4;
             path += n;
             continue;
@@ -1605,15 +1635,17 @@ static void allow_add(char *allow, size_t cap, const char *method)
 
 void fl_api_handle(fl_api *a, const fl_api_req *req, fl_api_resp *resp)
 {
-    route_ctx rc = {a, req, resp, NULL, 0};
+    route_ctx rc = {a, req, resp, NULL, 0, {0}};
+    const char *raw = req->raw_path ? req->raw_path : req->path;
     char allow[64] = "";
     const struct route *hit = NULL;
     for (size_t i = 0; i < NROUTES && !hit; i++) {
         const struct route *r = &routes[i];
         const char *id = NULL;
         size_t idlen = 0;
-        int match = (r->flags & R_PREFIX) ? is_static_path(req->path)
-                                          : route_match(r->pattern, req->path, &id, &idlen);
+        int match = (r->flags & R_PREFIX)
+                        ? is_static_path(req->path)
+                        : route_match(r->pattern, raw, &id, &idlen, rc.idbuf);
         if (!match) continue;
         if (method_is(r->method, req->method)) {
             hit = r;

@@ -44,6 +44,9 @@ typedef struct fl_api_req {
     const char *body;
     size_t body_len;
     uint64_t now_ms, now_us;         /* wall clock, read by the edge */
+    /* As sent, percent-encoded, without the query; NULL: use path. /v1
+     * routes match on it, so an {id} may hold an encoded '/' (%2F). */
+    const char *raw_path;
 } fl_api_req;
 
 /* What an event stream asks for (GET /v1/events). */
@@ -113,6 +116,12 @@ void fl_api_init(fl_api *a, struct fl_server *srv);
 void fl_api_free(fl_api *a);
 /* Answers one request; the answer is always set (a problem on error). */
 void fl_api_handle(fl_api *a, const fl_api_req *req, fl_api_resp *resp);
+
+/* Percent-decodes in[0..n) into out (which may be in: the result is never
+ * longer), except %00, which stays as it is: a NUL would cut the C string
+ * a handler sees ("a%00b" would address "a"). Returns the length written;
+ * out is not NUL-terminated. */
+size_t fl_api_percent_decode(char *out, const char *in, size_t n);
 void fl_api_resp_init(fl_api_resp *r);
 void fl_api_resp_free(fl_api_resp *r);
 /* Frees a list taken out of a response (resp->list set to NULL). */

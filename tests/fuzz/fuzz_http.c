@@ -74,8 +74,10 @@ static void run_one(fl_api *api, const char *p, size_t n, uint64_t now_ms)
     parse_query(qm ? qm + 1 : NULL, &q);
     const char *body = nl2 ? nl2 + 1 : "";
     size_t body_len = nl2 ? n - (size_t)(nl2 + 1 - req) : 0;
+    /* The path doubles as the raw one, so {id} segments go through the
+     * percent-decoding the router does. */
     fl_api_req r = {req, path, query_arg, &q, nl1 && nl1[1] ? nl1 + 1 : NULL,
-                    NULL, body, body_len, now_ms, now_ms * 1000};
+                    NULL, body, body_len, now_ms, now_ms * 1000, path};
     fl_api_resp resp;
     fl_api_resp_init(&resp);
     fl_api_handle(api, &r, &resp);

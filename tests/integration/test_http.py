@@ -1008,6 +1008,29 @@ def test_delete(c, rc, model):
           "GET /v1/vehicles/nul-victim afterwards %s" % g)
     if g.status != 200:
         model.v.pop("nul-victim", None)
+    # ids holding '/', '%', '?', '#' and spaces: written over RESP, addressed
+    # over HTTP percent-encoded; a '/' encoded as %2F is part of the id,
+    # not a separator
+    for vid in ("depot/bus 7", "a%2Fb", "q?x#y", "100%", "nearby"):
+        enc = urllib.parse.quote(vid, safe="")
+        if vid == "nearby":        # the route's own name: one letter encoded
+            enc = "%6Eearby"
+        res = rc("VEHICLE.UPDATE", vid, "11.5", "45.5", "TS", str(t))
+        check(not isinstance(res, RespError), "VEHICLE.UPDATE %r: %r" % (vid, res))
+        model.apply(vid, {"lon": 11.5, "lat": 45.5, "ts": t})
+        j = expect_json(c.get("/v1/vehicles/" + enc), 200, "GET /v1/vehicles/%s" % enc)
+        check(j and j.get("id") == vid, "GET /v1/vehicles/%s is %r: %r" % (enc, vid, j and j.get("id")))
+    r = c.get("/v1/vehicles/depot/bus%207")
+    check(r.status == 404, "an unencoded '/' is a separator: /v1/vehicles/depot/bus%%207 %s" % r)
+    put(c, model, "yard/3", {"lon": 11.6, "lat": 45.6, "ts": t}, "PUT yard%2F3",)
+    g = rc("VEHICLE.GET", "yard/3")
+    check(not isinstance(g, RespError), "RESP sees the vehicle PUT as yard%%2F3: %r" % g)
+    r = c.req("DELETE", "/v1/vehicles/" + urllib.parse.quote("a%2Fb", safe=""))
+    check(r.status == 204, "DELETE /v1/vehicles/a%%252Fb: %s" % r)
+    model.v.pop("a%2Fb", None)
+    check(isinstance(rc("VEHICLE.GET", "a%2Fb"), RespError) and
+          not isinstance(rc("VEHICLE.GET", "depot/bus 7"), RespError),
+          "the DELETE of 'a%2Fb' removed that id only")
 
 
 def brute_near(model, lon, lat, radius, pred=lambda v: True):
