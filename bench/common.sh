@@ -15,8 +15,14 @@ B=build/bench/geobench
 
 free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 # wait_up PORT [SECONDS]: until the server answers PING (default 10),
-# polling every 10 ms (restart times are read from it)
-wait_up() { for _ in $(seq $(( ${2:-10} * 100 ))); do redis-cli -p "$1" PING >/dev/null 2>&1 && return; sleep 0.01; done; }
+# polling every 10 ms (restart times are read from it). PONG, or the no-op
+# server's 1: a LOADING error (redis-cli exits 0 on it) is not up.
+wait_up() {
+    for _ in $(seq $(( ${2:-10} * 100 ))); do
+        case "$(redis-cli -p "$1" PING 2>/dev/null)" in PONG|1) return ;; esac
+        sleep 0.01
+    done
+}
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 field() { tr ' ' '\n' | grep "^$1=" | cut -d= -f2; }
 machine() { echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(free -g | awk '/Mem:/ {print $2}') GB"; }

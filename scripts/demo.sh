@@ -18,8 +18,10 @@ fi
 nohup build/fleetd --port "$PORT" --http-port "$HTTP_PORT" --dir build/demo/data \
     >build/demo/fleetd.log 2>&1 &
 echo $! > build/demo/fleetd.pid
-for _ in $(seq 50); do
-    redis-cli -p "$PORT" PING >/dev/null 2>&1 && break
+# Until PONG: a large data directory loads with the port open, answering
+# LOADING (redis-cli exits 0 on that too).
+for _ in $(seq 600); do
+    [ "$(redis-cli -p "$PORT" PING 2>/dev/null)" = PONG ] && break
     sleep 0.1
 done
 if [ ! -d ../shared/data ]; then

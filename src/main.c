@@ -33,6 +33,7 @@ typedef struct fl_main {
     struct fl_http *http;
     fl_durable *store;
     uv_signal_t sigterm, sigint;
+    int signals_open;
     uv_timer_t gauges;
     int exit_code;
 } fl_main;
@@ -50,6 +51,8 @@ static void usage(FILE *f)
         "  --requirepass PASS    require AUTH\n"
         "  --maxclients N        maximum RESP clients (default 10000)\n"
         "  --timeout SECONDS     close idle clients (default 0 = never)\n"
+        "  --load-async-bytes N  a store this large loads with the listeners up,\n"
+        "                        answering LOADING until done (default 32 MB)\n"
         "  --check-config FILE   validate FILE and exit\n"
         "  --routes              print the HTTP routes and exit\n"
         "  --version, --help\n");
@@ -63,7 +66,7 @@ static const char *flag_setting(const char *flag)
         {"--port", "port"}, {"--http-port", "http-port"}, {"--bind", "bind"},
         {"--dir", "dir"}, {"--fsync", "appendfsync"},
         {"--requirepass", "requirepass"}, {"--maxclients", "maxclients"},
-        {"--timeout", "timeout"},
+        {"--timeout", "timeout"}, {"--load-async-bytes", "load-async-bytes"},
     };
     for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
         if (strcmp(flag, map[i][0]) == 0) return map[i][1];
@@ -182,24 +185,35 @@ static void close_walk(uv_handle_t *h, void *arg)
     if (!uv_is_closing(h)) uv_close(h, NULL);
 }
 
+/* Stops accepting and serving: listeners, signals, the gauge timer. */
+static void stop_serving(fl_main *m)
+{
+    __atomic_store_n(&m->srv.shutdown_requested, 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&m->srv.ready, 0, __ATOMIC_RELAXED);
+    (void)uv_timer_stop(&m->gauges); /* never fails */
+    if (m->http) fl_http_stop(m->http);
+    m->http = NULL;
+    if (m->resp) fl_resp_server_close(m->resp);
+    m->resp = NULL;
+    if (m->signals_open) {
+        uv_signal_stop(&m->sigterm);
+        uv_signal_stop(&m->sigint);
+        uv_close((uv_handle_t *)&m->sigterm, NULL);
+        uv_close((uv_handle_t *)&m->sigint, NULL);
+        m->signals_open = 0;
+    }
+}
+
 static void on_signal(uv_signal_t *s, int signum)
 {
     fl_main *m = s->data;
     fprintf(stderr, "fleetd: received %s, shutting down\n",
             signum == SIGTERM ? "SIGTERM" : "SIGINT");
-    __atomic_store_n(&m->srv.shutdown_requested, 1, __ATOMIC_RELAXED);
-    __atomic_store_n(&m->srv.ready, 0, __ATOMIC_RELAXED);
-    uv_timer_stop(&m->gauges);
-    fl_http_stop(m->http);
-    m->http = NULL;
-    fl_resp_server_close(m->resp);
-    m->resp = NULL;
+    /* A load on the worker gives up at its next check; `loaded` ends it. */
+    __atomic_store_n(&m->srv.load_cancel, 1, __ATOMIC_RELAXED);
+    stop_serving(m);
     if (fl_durable_stop(m->store) != 0) m->exit_code = 1;
     m->store = NULL;
-    uv_signal_stop(&m->sigterm);
-    uv_signal_stop(&m->sigint);
-    uv_close((uv_handle_t *)&m->sigterm, NULL);
-    uv_close((uv_handle_t *)&m->sigint, NULL);
 }
 
 static uint64_t now_ms(void)
@@ -237,12 +251,6 @@ static int start_listeners(fl_main *m)
         fprintf(stderr, "fleetd: %s\n", err);
         return -1;
     }
-    m->gauges.data = &m->srv;
-    if (uv_timer_init(m->loop, &m->gauges) != 0 ||
-        uv_timer_start(&m->gauges, publish_gauges, 0, 100) != 0) {
-        fprintf(stderr, "fleetd: cannot start the gauge timer\n");
-        return -1;
-    }
     m->sigterm.data = m->sigint.data = m;
     if (uv_signal_init(m->loop, &m->sigterm) != 0 ||
         uv_signal_init(m->loop, &m->sigint) != 0 ||
@@ -251,6 +259,84 @@ static int start_listeners(fl_main *m)
         fprintf(stderr, "fleetd: cannot install signal handlers\n");
         return -1;
     }
+    m->signals_open = 1;
+    return 0;
+}
+
+/* The gauges read the fleet: they start once it is loaded. */
+static int start_gauges(fl_main *m)
+{
+    if (uv_timer_start(&m->gauges, publish_gauges, 0, 100) != 0) {
+        fprintf(stderr, "fleetd: cannot start the gauge timer\n");
+        return -1;
+    }
+    return 0;
+}
+
+static void announce(const fl_main *m, const char *state)
+{
+    const fl_config *cfg = &m->srv.cfg;
+    printf("fleetd %s %s: resp %s:%d, http %s:%d, dir %s, fsync %s, pid %ld\n",
+           FL_VERSION, state, cfg->bind, cfg->port, cfg->bind, cfg->http_port, cfg->dir,
+           cfg->fsync == FL_FSYNC_ALWAYS ? "always"
+           : cfg->fsync == FL_FSYNC_NO ? "no" : "everysec", (long)getpid());
+    fflush(stdout);
+}
+
+/* The end of an asynchronous load (see fl_durable_start_async). */
+static void loaded(void *ud, fl_durable *d, const char *err)
+{
+    fl_main *m = ud;
+    m->srv.loading = 0;
+    if (m->srv.shutdown_requested) { /* a stop came while it loaded */
+        if (fl_durable_stop(d) != 0) m->exit_code = 1;
+        return;
+    }
+    if (!d || start_gauges(m) != 0) {
+        if (!d) fprintf(stderr, "fleetd: %s\n", err);
+        m->exit_code = 1;
+        stop_serving(m);
+        if (fl_durable_stop(d) != 0) m->exit_code = 1;
+        return;
+    }
+    m->store = d;
+    announce(m, "ready");
+    __atomic_store_n(&m->srv.ready, 1, __ATOMIC_RELAXED);
+}
+
+/* Loads before listening (a small store), or listens and loads on a
+ * worker thread, answering LOADING meanwhile (a store of at least
+ * load-async-bytes). Returns 0 to run the loop, -1 to exit with 1. */
+static int start(fl_main *m)
+{
+    char err[1024];
+    fl_server *s = &m->srv;
+    m->gauges.data = s;
+    if (uv_timer_init(m->loop, &m->gauges) != 0) {
+        fprintf(stderr, "fleetd: cannot create the gauge timer\n");
+        return -1;
+    }
+    uint64_t bytes = fl_durable_bytes_to_load(s->cfg.dir);
+    if (bytes < (uint64_t)s->cfg.load_async_bytes) {
+        if (fl_durable_start(m->loop, s, &m->store, err, sizeof(err)) != 0) {
+            fprintf(stderr, "fleetd: %s\n", err);
+            return -1;
+        }
+        if (start_listeners(m) != 0 || start_gauges(m) != 0) return -1;
+        announce(m, "ready");
+        __atomic_store_n(&s->ready, 1, __ATOMIC_RELAXED);
+        return 0;
+    }
+    if (start_listeners(m) != 0) return -1;
+    s->loading = 1; /* before the worker starts: it owns the data from now */
+    if (fl_durable_start_async(m->loop, s, loaded, m, err, sizeof(err)) != 0) {
+        s->loading = 0;
+        fprintf(stderr, "fleetd: %s\n", err);
+        return -1;
+    }
+    fprintf(stderr, "fleetd: loading %.1f MB with the listeners up (LOADING until done)\n",
+            (double)bytes / 1048576.0);
+    announce(m, "loading");
     return 0;
 }
 
@@ -266,21 +352,10 @@ int main(int argc, char **argv)
     static fl_main m;
     m.loop = uv_default_loop();
     fl_server_init(&m.srv, &cfg, now_ms(), random_seed());
-    char err[1024];
-    if (fl_durable_start(m.loop, &m.srv, &m.store, err, sizeof(err)) != 0) {
-        fprintf(stderr, "fleetd: %s\n", err);
-        return 1;
-    }
-    if (start_listeners(&m) != 0) {
+    if (start(&m) != 0) {
         if (m.http) fl_http_stop(m.http);
         return 1;
     }
-    printf("fleetd %s ready: resp %s:%d, http %s:%d, dir %s, fsync %s, pid %ld\n",
-           FL_VERSION, cfg.bind, cfg.port, cfg.bind, cfg.http_port, cfg.dir,
-           cfg.fsync == FL_FSYNC_ALWAYS ? "always"
-           : cfg.fsync == FL_FSYNC_NO ? "no" : "everysec", (long)getpid());
-    fflush(stdout);
-    __atomic_store_n(&m.srv.ready, 1, __ATOMIC_RELAXED);
     uv_run(m.loop, UV_RUN_DEFAULT);
 
     if (m.http) fl_http_stop(m.http);

@@ -43,7 +43,11 @@ enum fl_cmd_flags {
     FL_CMD_READONLY = 1 << 1,
     FL_CMD_NOAUTH = 1 << 2,   /* allowed before AUTH (AUTH, HELLO, QUIT) */
     FL_CMD_FAST = 1 << 3,
-    FL_CMD_ADMIN = 1 << 4
+    FL_CMD_ADMIN = 1 << 4,
+    /* answered while the store loads on its worker thread: touches only
+     * the connection and static tables, never the data or settings the
+     * loader writes (the edge answers everything else LOADING) */
+    FL_CMD_LOADING = 1 << 5
 };
 
 typedef struct fl_cmd_stats {

@@ -44,6 +44,7 @@ void fl_config_defaults(fl_config *c)
     /* A restart replays the log since the last snapshot: 64 MB is about
      * 850k pings, about 1.5 s of replay. */
     c->snapshot_log_bytes = 64LL * 1024 * 1024;
+    c->load_async_bytes = 32LL * 1024 * 1024;
 }
 
 static void fleet_config_of(const fl_config *c, fl_fleet_config *fc)

@@ -41,6 +41,8 @@ typedef struct fl_config {
     long long trip_max_points;     /* path points kept per trip */
     long long trip_history_max;    /* finished trips kept */
     long long snapshot_log_bytes;  /* log size that triggers a snapshot */
+    long long load_async_bytes;    /* a store this large loads with the
+                                      listeners up, answering LOADING */
 } fl_config;
 
 /* Sets the defaults documented in docs/architecture.md. */
@@ -152,6 +154,12 @@ typedef struct fl_server {
     char run_id[41];
     int shutdown_requested;
     int ready;                 /* listeners up, state loaded (for /readyz) */
+    /* The store is loading on a worker thread, which owns the data until
+     * it is done: the listeners answer LOADING and touch nothing else.
+     * Written and read on the loop thread only. */
+    int loading;
+    int load_cancel;           /* atomic: the loader gives up (a stop) */
+    uint64_t load_records;     /* atomic: records loaded so far (INFO) */
     fl_gauges gauges;          /* published by the loop every 100 ms */
 } fl_server;
 

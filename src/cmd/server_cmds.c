@@ -80,6 +80,7 @@ static const cfg_param cfg_params[] = {
     {"databases", CFG_CONST, 0, 0, 0, 0, "1"},
     {"dir", CFG_STR, OFF(dir), 0, 0, 0, NULL},
     {"http-port", CFG_INT, OFF(http_port), 0, 65535, 0, NULL},
+    {"load-async-bytes", CFG_INT, OFF(load_async_bytes), 0, 1LL << 50, 0, NULL},
     {"max-future-ms", CFG_INT, OFF(max_future_ms), 0, 1LL << 40, 1, NULL},
     {"max-multibulk-len", CFG_INT, OFF(max_multibulk), 1, 1LL << 31, 1, NULL},
     {"max-speed-kmh", CFG_INT, OFF(max_speed_kmh), 1, 100000, 1, NULL},

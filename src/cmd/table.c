@@ -27,6 +27,7 @@
 #define N FL_CMD_NOAUTH
 #define F FL_CMD_FAST
 #define A FL_CMD_ADMIN
+#define L FL_CMD_LOADING
 
 /* Sorted by name (strcmp order). */
 const fl_command fl_commands[] = {
@@ -34,13 +35,13 @@ const fl_command fl_commands[] = {
      "Vehicle counts by status in one geohash cell.", "0.2.0"},
     {"area.supply", fl_cmd_area_supply, -2, R, 0, 0, 0, "fleet",
      "Vehicle counts by status per cell at a geohash precision.", "0.2.0"},
-    {"auth", fl_cmd_auth, -2, N | F, 0, 0, 0, "connection",
+    {"auth", fl_cmd_auth, -2, N | F | L, 0, 0, 0, "connection",
      "Authenticates the connection.", "1.0.0"},
     {"bgsave", fl_cmd_bgsave, -1, A, 0, 0, 0, "server",
      "Writes a snapshot in the background and trims the log.", "1.0.0"},
-    {"client", fl_cmd_client, -2, 0, 0, 0, 0, "connection",
+    {"client", fl_cmd_client, -2, L, 0, 0, 0, "connection",
      "Connection management: ID, SETNAME, GETNAME, LIST, KILL.", "2.4.0"},
-    {"command", fl_cmd_command, -1, 0, 0, 0, 0, "server",
+    {"command", fl_cmd_command, -1, L, 0, 0, 0, "server",
      "Details about commands: COUNT, INFO, DOCS, LIST.", "2.8.13"},
     {"config", fl_cmd_config, -2, A, 0, 0, 0, "server",
      "Reads or changes settings: GET, SET.", "2.0.0"},
@@ -48,7 +49,7 @@ const fl_command fl_commands[] = {
      "Returns the number of keys.", "1.0.0"},
     {"del", fl_cmd_del, -2, W, 1, -1, 1, "generic",
      "Deletes one or more keys.", "1.0.0"},
-    {"echo", fl_cmd_echo, 2, F, 0, 0, 0, "connection",
+    {"echo", fl_cmd_echo, 2, F | L, 0, 0, 0, "connection",
      "Returns the given string.", "1.0.0"},
     {"exists", fl_cmd_exists, -2, R | F, 1, -1, 1, "generic",
      "Counts how many of the keys exist.", "1.0.0"},
@@ -78,7 +79,7 @@ const fl_command fl_commands[] = {
      "Stores the members inside a radius or box.", "6.2.0"},
     {"get", fl_cmd_get, 2, R | F, 1, 1, 1, "string",
      "Returns the string value of a key.", "1.0.0"},
-    {"hello", fl_cmd_hello, -1, N | F, 0, 0, 0, "connection",
+    {"hello", fl_cmd_hello, -1, N | F | L, 0, 0, 0, "connection",
      "Handshake: protocol version, AUTH, SETNAME.", "6.0.0"},
     {"info", fl_cmd_info, -1, 0, 0, 0, 0, "server",
      "Information and statistics about the server.", "1.0.0"},
@@ -86,11 +87,11 @@ const fl_command fl_commands[] = {
      "Returns all key names that match a pattern.", "1.0.0"},
     {"ping", fl_cmd_ping, -1, F, 0, 0, 0, "connection",
      "Returns PONG or the argument.", "1.0.0"},
-    {"quit", fl_cmd_quit, -1, N | F, 0, 0, 0, "connection",
+    {"quit", fl_cmd_quit, -1, N | F | L, 0, 0, 0, "connection",
      "Closes the connection.", "1.0.0"},
     {"scan", fl_cmd_scan, -2, R, 0, 0, 0, "generic",
      "Iterates over the key names.", "2.8.0"},
-    {"select", fl_cmd_select, 2, F, 0, 0, 0, "connection",
+    {"select", fl_cmd_select, 2, F | L, 0, 0, 0, "connection",
      "Selects the database (only 0 exists).", "1.0.0"},
     {"set", fl_cmd_set, -3, W, 1, 1, 1, "string",
      "Sets the string value of a key.", "1.0.0"},

@@ -483,7 +483,7 @@ static void tick_cb(uv_timer_t *t)
 {
     fl_http *h = t->data;
     uint64_t now = uv_now(h->loop);
-    sample_stats(h, now);
+    if (!h->srv->loading) sample_stats(h, now); /* the loader owns the counters */
     int keepalive = now - h->last_keepalive_ms >= SSE_KEEPALIVE_MS;
     if (keepalive) h->last_keepalive_ms = now;
     fl_buf *b = &h->scratch;

@@ -1482,6 +1482,12 @@ static void readyz(route_ctx *rc)
         fl_api_problem(rc->resp, 503, "shutting down");
         return;
     }
+    if (s->loading) {
+        fl_api_problem(rc->resp, 503, "loading the dataset in memory (%llu records so far)",
+                       (unsigned long long)__atomic_load_n(&s->load_records,
+                                                           __ATOMIC_RELAXED));
+        return;
+    }
     if (!__atomic_load_n(&s->ready, __ATOMIC_RELAXED)) {
         fl_api_problem(rc->resp, 503, "starting");
         return;
@@ -1668,6 +1674,11 @@ void fl_api_handle(fl_api *a, const fl_api_req *req, fl_api_resp *resp)
     }
     if ((hit->flags & R_V1) && !fl_api_authorized(a, req->path, req->authorization)) {
         fl_api_problem(resp, 401, "send Authorization: Bearer <requirepass>");
+        return;
+    }
+    /* The store's worker thread owns the data while it loads. */
+    if ((hit->flags & R_V1) && a->srv->loading) {
+        fl_api_problem(resp, 503, "loading the dataset in memory; retry shortly");
         return;
     }
     hit->fn(&rc);

@@ -194,11 +194,34 @@ static void client_alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
     buf->len = room < FL_READ_MAX ? room : FL_READ_MAX;
 }
 
+/* While the store loads on its worker thread the data is the worker's:
+ * only commands flagged FL_CMD_LOADING run; INFO shows the load's
+ * progress; everything else is answered as Redis answers then. */
+static int answer_while_loading(fl_client *c, fl_reply *reply)
+{
+    const char *name = c->cmd.argv[0];
+    size_t len = c->cmd.argvlen[0];
+    const fl_command *cmd = fl_cmd_lookup(name, len);
+    if (cmd && (cmd->flags & FL_CMD_LOADING)) return 0;
+    if (cmd && !strcmp(cmd->name, "info")) {
+        char info[160];
+        int n = snprintf(info, sizeof(info), "# Persistence\r\nloading:1\r\n"
+                         "loading_loaded_records:%llu\r\n",
+                         (unsigned long long)__atomic_load_n(&c->rs->srv->load_records,
+                                                             __ATOMIC_RELAXED));
+        fl_reply_verbatim(reply, info, (size_t)n);
+        return 1;
+    }
+    fl_reply_error(reply, "LOADING fleetd is loading the dataset in memory");
+    return 1;
+}
+
 /* Runs one parsed command and records its latency. */
 static void client_exec(fl_client *c, uint64_t now_us)
 {
     fl_resp_server *rs = c->rs;
     fl_reply reply = {&c->out, c->sess.proto, 0};
+    if (rs->srv->loading && answer_while_loading(c, &reply)) return;
     fl_cmd_ctx ctx = {c->cmd.argc, c->cmd.argv, c->cmd.argvlen, &reply,
                       &c->sess, rs->srv, now_us / 1000, now_us};
     rs->current = c;

@@ -80,6 +80,7 @@ typedef struct load_ctx {
     uint64_t replay_errors;
     fl_buf batch;               /* copies of pending 'V' records */
     size_t off[LOAD_BATCH + 1], nbatch;
+    uint64_t seen;              /* records read so far */
 } load_ctx;
 
 static int apply_one(load_ctx *lc, const uint8_t *p, size_t n)
@@ -111,9 +112,17 @@ static int flush_batch(load_ctx *lc)
     return rc;
 }
 
+/* Every this many records the loader publishes its progress and looks
+ * for a stop (an asynchronous load runs on a worker thread). */
+#define LOAD_CHECK_EVERY 4096
+
 static int on_record(void *ud, const uint8_t *p, size_t n)
 {
     load_ctx *lc = ud;
+    if (++lc->seen % LOAD_CHECK_EVERY == 0) {
+        __atomic_store_n(&lc->s->load_records, lc->seen, __ATOMIC_RELAXED);
+        if (__atomic_load_n(&lc->s->load_cancel, __ATOMIC_RELAXED)) return -ECANCELED;
+    }
     if (n > 0 && p[0] == 'V') {
         lc->off[lc->nbatch++] = lc->batch.len;
         fl_buf_append(&lc->batch, p, n);
@@ -135,6 +144,10 @@ static int load_snapshot(fl_server *s, uint64_t seq, load_ctx *lc,
     if (rc == 0) rc = flush_batch(lc); /* a snapshot cut before its end */
     lc->snapshot = 0;
     if (rc == 0 && rep.status == FL_LOG_END && lc->st.saw_end) return 0;
+    if (rc == -ECANCELED) {
+        snprintf(err, errlen, "loading stopped before its end");
+        return -1;
+    }
     const char *why = rc ? lc->st.err
                     : rep.status == FL_LOG_END ? "no end record" : rep.reason;
     snprintf(err, errlen, "snapshot %s is damaged (%s): refusing to start "
@@ -151,6 +164,10 @@ static int load_segment(fl_server *s, uint64_t seq, int last, load_ctx *lc,
     if (fl_store_path(path, sizeof(path), s->cfg.dir, "log", seq, 0)) return -1;
     int rc = fl_log_read_file(path, FL_LOG_KIND_SEGMENT, on_record, lc, last, &rep);
     if (rc == 0) rc = flush_batch(lc);
+    if (rc == -ECANCELED) {
+        snprintf(err, errlen, "loading stopped before its end");
+        return -1;
+    }
     if (rc != 0) {
         snprintf(err, errlen, "cannot read %s: %s", path, strerror(-rc));
         return -1;
@@ -265,17 +282,17 @@ static size_t last_with_records(const char *dir, const fl_store_files *f, size_t
     return last;
 }
 
-/* Loads everything; *open_seq receives the segment to append to. */
+/* Loads everything; *open_seq receives the segment to append to. Replay
+ * applies the rules the log recorded to s->cfg; the caller puts this
+ * start's own settings back afterwards (on the loop thread: the RESP edge
+ * reads s->cfg while an asynchronous load runs). */
 static int load_all(fl_server *s, uint64_t *open_seq, char *err, size_t errlen)
 {
-    /* Replay applies the rules the log recorded; then this start's own
-     * settings take over (and are logged). */
-    fl_config startup = s->cfg;
     fl_store_files files;
     remove_leftovers(s->cfg.dir);
     int rc = fl_store_scan(s->cfg.dir, &files, err, errlen);
     if (rc != 0) return -1;
-    load_ctx lc = {s, {0}, 0, 0, {0}, {0}, 0};
+    load_ctx lc = {s, {0}, 0, 0, {0}, {0}, 0, 0};
     lc.st.now_ms = wall_ms();
     uint64_t t0 = wall_ms(), snap = files.snapshot;
     s->persist.replaying = 1;
@@ -292,8 +309,6 @@ static int load_all(fl_server *s, uint64_t *open_seq, char *err, size_t errlen)
     fl_store_files_free(&files);
     fl_buf_free(&lc.batch);
     s->persist.replaying = 0;
-    s->cfg = startup;
-    fl_server_apply_config(s);
     if (rc != 0) return -1;
     remove_older(s->cfg.dir, snap);
     s->persist.loaded_records = lc.st.applied + lc.replay_errors;
@@ -694,15 +709,21 @@ static int lock_dir(const char *dir, char *err, size_t errlen)
     return fd;
 }
 
-int fl_durable_start(uv_loop_t *loop, fl_server *s, fl_durable **out,
-                     char *err, size_t errlen)
+/* Replay changed s->cfg to the rules the log recorded; this start's own
+ * settings take over now (and are logged once the log is open). */
+static void restore_settings(fl_server *s, const fl_config *startup)
 {
-    uint64_t seq;
-    int lock_fd = lock_dir(s->cfg.dir, err, errlen);
-    if (lock_fd < 0) return -1;
+    s->cfg = *startup;
+    fl_server_apply_config(s);
+}
+
+/* After a load: opens the log at seq and starts the store on the loop.
+ * Takes lock_fd (closed on failure). */
+static int open_after_load(uv_loop_t *loop, fl_server *s, int lock_fd, uint64_t seq,
+                           fl_durable **out, char *err, size_t errlen)
+{
     fl_wal *wal = NULL;
-    if (load_all(s, &seq, err, errlen) != 0 ||
-        fl_wal_open(&wal, s->cfg.dir, seq, err, errlen) != 0) {
+    if (fl_wal_open(&wal, s->cfg.dir, seq, err, errlen) != 0) {
         close(lock_fd);
         return -1;
     }
@@ -724,6 +745,101 @@ int fl_durable_start(uv_loop_t *loop, fl_server *s, fl_durable **out,
         return -1;
     }
     *out = d;
+    return 0;
+}
+
+int fl_durable_start(uv_loop_t *loop, fl_server *s, fl_durable **out,
+                     char *err, size_t errlen)
+{
+    uint64_t seq;
+    int lock_fd = lock_dir(s->cfg.dir, err, errlen);
+    if (lock_fd < 0) return -1;
+    fl_config startup = s->cfg;
+    int rc = load_all(s, &seq, err, errlen);
+    restore_settings(s, &startup);
+    if (rc != 0) {
+        close(lock_fd);
+        return -1;
+    }
+    return open_after_load(loop, s, lock_fd, seq, out, err, errlen);
+}
+
+uint64_t fl_durable_bytes_to_load(const char *dir)
+{
+    fl_store_files files;
+    char err[256], path[1024];
+    struct stat st;
+    uint64_t total = 0;
+    if (fl_store_scan(dir, &files, err, sizeof(err)) != 0) return 0;
+    if (files.snapshot &&
+        fl_store_path(path, sizeof(path), dir, "snapshot", files.snapshot, 0) == 0 &&
+        stat(path, &st) == 0)
+        total += (uint64_t)st.st_size;
+    for (size_t i = 0; i < files.nsegments; i++)
+        if (files.segments[i] >= files.snapshot &&
+            fl_store_path(path, sizeof(path), dir, "log", files.segments[i], 0) == 0 &&
+            stat(path, &st) == 0)
+            total += (uint64_t)st.st_size;
+    fl_store_files_free(&files);
+    return total;
+}
+
+/* A load on the thread pool: load_all there, the rest back on the loop. */
+typedef struct load_job {
+    uv_work_t req;
+    uv_loop_t *loop;
+    fl_server *s;
+    fl_config startup;
+    int lock_fd, rc;
+    uint64_t seq;
+    char err[1024];
+    fl_durable_loaded_fn *done;
+    void *ud;
+} load_job;
+
+static void load_work(uv_work_t *req)
+{
+    load_job *j = req->data;
+    j->rc = load_all(j->s, &j->seq, j->err, sizeof(j->err));
+}
+
+static void load_done(uv_work_t *req, int status)
+{
+    load_job *j = req->data;
+    fl_durable *d = NULL;
+    restore_settings(j->s, &j->startup);
+    int rc = j->rc;
+    if (status != 0) {
+        snprintf(j->err, sizeof(j->err), "the load did not run: %s", uv_strerror(status));
+        rc = -1;
+    }
+    if (rc == 0) rc = open_after_load(j->loop, j->s, j->lock_fd, j->seq, &d, j->err,
+                                      sizeof(j->err));
+    else close(j->lock_fd);
+    j->done(j->ud, rc == 0 ? d : NULL, rc == 0 ? NULL : j->err);
+    free(j);
+}
+
+int fl_durable_start_async(uv_loop_t *loop, fl_server *s, fl_durable_loaded_fn *done,
+                           void *ud, char *err, size_t errlen)
+{
+    int lock_fd = lock_dir(s->cfg.dir, err, errlen);
+    if (lock_fd < 0) return -1;
+    load_job *j = fl_xcalloc(1, sizeof(*j));
+    j->req.data = j;
+    j->loop = loop;
+    j->s = s;
+    j->startup = s->cfg;
+    j->lock_fd = lock_fd;
+    j->done = done;
+    j->ud = ud;
+    int rc = uv_queue_work(loop, &j->req, load_work, load_done);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot start the load: %s", uv_strerror(rc));
+        close(lock_fd);
+        free(j);
+        return -1;
+    }
     return 0;
 }
 

@@ -37,6 +37,21 @@ typedef struct fl_durable fl_durable;
  * cut tail are reported on stderr. */
 int fl_durable_start(uv_loop_t *loop, fl_server *s, fl_durable **out,
                      char *err, size_t errlen);
+/* Bytes a start would read: the newest snapshot and the segments after. */
+uint64_t fl_durable_bytes_to_load(const char *dir);
+
+/* Called on the loop when an asynchronous load ends: the started store,
+ * or NULL and the reason (the server must not serve; a stop that set
+ * s->load_cancel ends the load early this way too). */
+typedef void fl_durable_loaded_fn(void *ud, fl_durable *d, const char *err);
+
+/* As fl_durable_start, with the load on a worker thread of the loop's
+ * pool, so the listeners can answer meanwhile. Until done is called the
+ * worker owns s's data (fleet, keyspace, persist, the replayed rules in
+ * s->cfg): the loop must only answer LOADING (s->loading). Returns 0 when
+ * the load started, or -1 with a reason in err (the directory's lock). */
+int fl_durable_start_async(uv_loop_t *loop, fl_server *s, fl_durable_loaded_fn *done,
+                           void *ud, char *err, size_t errlen);
 /* Writes and fsyncs pending records, stops a running snapshot child,
  * closes the log. 0, or -1 when the last records may not be durable. */
 int fl_durable_stop(fl_durable *d);
