@@ -284,16 +284,19 @@ static void announce(const fl_main *m, const char *state)
 }
 
 /* The end of an asynchronous load (see fl_durable_start_async). */
-static void loaded(void *ud, fl_durable *d, const char *err)
+static void loaded(void *ud, fl_durable *d, int cancelled, const char *err)
 {
     fl_main *m = ud;
     m->srv.loading = 0;
+    if (!d && !cancelled) { /* a damaged store, even with a stop pending */
+        fprintf(stderr, "fleetd: %s\n", err);
+        m->exit_code = 1;
+    }
     if (m->srv.shutdown_requested) { /* a stop came while it loaded */
         if (fl_durable_stop(d) != 0) m->exit_code = 1;
         return;
     }
     if (!d || start_gauges(m) != 0) {
-        if (!d) fprintf(stderr, "fleetd: %s\n", err);
         m->exit_code = 1;
         stop_serving(m);
         if (fl_durable_stop(d) != 0) m->exit_code = 1;
@@ -327,13 +330,15 @@ static int start(fl_main *m)
         __atomic_store_n(&s->ready, 1, __ATOMIC_RELAXED);
         return 0;
     }
-    if (start_listeners(m) != 0) return -1;
+    /* The load (and the directory's lock) first: a second fleetd on the
+     * same directory says so rather than fail on the ports. */
     s->loading = 1; /* before the worker starts: it owns the data from now */
     if (fl_durable_start_async(m->loop, s, loaded, m, err, sizeof(err)) != 0) {
         s->loading = 0;
         fprintf(stderr, "fleetd: %s\n", err);
         return -1;
     }
+    if (start_listeners(m) != 0) return -1;
     fprintf(stderr, "fleetd: loading %.1f MB with the listeners up (LOADING until done)\n",
             (double)bytes / 1048576.0);
     announce(m, "loading");

@@ -179,7 +179,9 @@ static inline void fl_server_emit(fl_server *s, int type,
                                   const struct fl_vehicle *v,
                                   const struct fl_trip *t)
 {
-    if ((s->hooks.event_mask & (unsigned)type) && !s->persist.replaying) {
+    /* replaying first: a loader thread must not read the hooks, which the
+     * loop may change meanwhile (a stop during an asynchronous load). */
+    if (!s->persist.replaying && (s->hooks.event_mask & (unsigned)type)) {
         fl_event ev = {type, v, t};
         s->hooks.event(s->hooks.event_ud, &ev);
     }

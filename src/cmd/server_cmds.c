@@ -125,6 +125,20 @@ static void cfg_value(const fl_config *c, const cfg_param *p, char *out,
     }
 }
 
+/* Bytes of a parameter's field in fl_config (0: a constant). */
+static size_t cfg_field_size(const cfg_param *p)
+{
+    switch (p->kind) {
+    case CFG_INT:
+        return p->off == OFF(port) || p->off == OFF(http_port) ? sizeof(int)
+                                                               : sizeof(long long);
+    case CFG_STR: return p->off == OFF(requirepass) ? sizeof(((fl_config *)0)->requirepass) : 64;
+    case CFG_FSYNC: return sizeof(int);
+    case CFG_OUTLIMIT: return sizeof(long long);
+    default: return 0;
+    }
+}
+
 /* Applies a value; returns NULL or the reason it was refused. */
 static const char *cfg_apply(fl_config *c, const cfg_param *p, const char *v)
 {
@@ -216,13 +230,20 @@ static void config_set(fl_cmd_ctx *ctx)
             return;
         }
     }
-    fl_config before = ctx->server->cfg;
-    ctx->server->cfg = next;
+    const fl_config *cur = &ctx->server->cfg;
+    int rules_changed = cur->trip_jitter_m != next.trip_jitter_m ||
+                        cur->max_speed_kmh != next.max_speed_kmh ||
+                        cur->trip_max_points != next.trip_max_points ||
+                        cur->trip_history_max != next.trip_history_max;
+    /* Only the fields named are stored: a replayed rules record runs on
+     * the loader's thread while the loop reads the other settings. */
+    for (int i = 2; i < ctx->argc; i += 2) {
+        const cfg_param *p = cfg_find(ctx->argv[i], ctx->argvlen[i]);
+        memcpy((char *)&ctx->server->cfg + p->off, (const char *)&next + p->off,
+               cfg_field_size(p));
+    }
     fl_server_apply_config(ctx->server);
-    if (before.trip_jitter_m != next.trip_jitter_m ||
-        before.max_speed_kmh != next.max_speed_kmh ||
-        before.trip_max_points != next.trip_max_points ||
-        before.trip_history_max != next.trip_history_max) {
+    if (rules_changed) {
         fl_server_log_rules(ctx->server);
         ctx->session->wal_need = ctx->session->wal_own = ctx->server->persist.appended;
     }

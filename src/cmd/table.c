@@ -226,6 +226,9 @@ const fl_command *fl_cmd_dispatch(fl_cmd_ctx *ctx)
     int errors_before = ctx->reply->errors;
     ctx->session->last_cmd = c->name;
     c->fn(ctx);
+    /* Replay is not traffic, and may run on a loader thread while the
+     * loop counts its own commands: only the loop's are counted. */
+    if (s->persist.replaying) return c;
     FL_STAT_INC(st->calls);
     if (ctx->reply->errors != errors_before)
         FL_STAT_INC(st->errors);

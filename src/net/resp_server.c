@@ -203,6 +203,11 @@ static int answer_while_loading(fl_client *c, fl_reply *reply)
     size_t len = c->cmd.argvlen[0];
     const fl_command *cmd = fl_cmd_lookup(name, len);
     if (cmd && (cmd->flags & FL_CMD_LOADING)) return 0;
+    /* Authentication first, as Redis: dispatch answers NOAUTH without
+     * running the command. */
+    if (c->rs->srv->cfg.requirepass[0] && !c->sess.authenticated &&
+        !(cmd && (cmd->flags & FL_CMD_NOAUTH)))
+        return 0;
     if (cmd && !strcmp(cmd->name, "info")) {
         char info[160];
         int n = snprintf(info, sizeof(info), "# Persistence\r\nloading:1\r\n"

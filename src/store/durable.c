@@ -146,7 +146,7 @@ static int load_snapshot(fl_server *s, uint64_t seq, load_ctx *lc,
     if (rc == 0 && rep.status == FL_LOG_END && lc->st.saw_end) return 0;
     if (rc == -ECANCELED) {
         snprintf(err, errlen, "loading stopped before its end");
-        return -1;
+        return -ECANCELED;
     }
     const char *why = rc ? lc->st.err
                     : rep.status == FL_LOG_END ? "no end record" : rep.reason;
@@ -166,7 +166,7 @@ static int load_segment(fl_server *s, uint64_t seq, int last, load_ctx *lc,
     if (rc == 0) rc = flush_batch(lc);
     if (rc == -ECANCELED) {
         snprintf(err, errlen, "loading stopped before its end");
-        return -1;
+        return -ECANCELED;
     }
     if (rc != 0) {
         snprintf(err, errlen, "cannot read %s: %s", path, strerror(-rc));
@@ -282,10 +282,12 @@ static size_t last_with_records(const char *dir, const fl_store_files *f, size_t
     return last;
 }
 
-/* Loads everything; *open_seq receives the segment to append to. Replay
- * applies the rules the log recorded to s->cfg; the caller puts this
- * start's own settings back afterwards (on the loop thread: the RESP edge
- * reads s->cfg while an asynchronous load runs). */
+/* Loads everything; *open_seq receives the segment to append to. 0, or
+ * -ECANCELED after a stop (s->load_cancel), or -1, with a reason in err.
+ * The caller sets s->persist.replaying around it (on the loop thread: the
+ * loop reads it while an asynchronous load runs) and puts this start's
+ * own settings back afterwards (replay applies the rules the log
+ * recorded). */
 static int load_all(fl_server *s, uint64_t *open_seq, char *err, size_t errlen)
 {
     fl_store_files files;
@@ -295,7 +297,6 @@ static int load_all(fl_server *s, uint64_t *open_seq, char *err, size_t errlen)
     load_ctx lc = {s, {0}, 0, 0, {0}, {0}, 0, 0};
     lc.st.now_ms = wall_ms();
     uint64_t t0 = wall_ms(), snap = files.snapshot;
-    s->persist.replaying = 1;
     rc = snap ? load_snapshot(s, snap, &lc, err, errlen) : 0;
     uint64_t snap_records = lc.st.applied, snap_ms = wall_ms() - t0;
     size_t first = 0;
@@ -308,8 +309,7 @@ static int load_all(fl_server *s, uint64_t *open_seq, char *err, size_t errlen)
                                         : (snap ? snap : 1);
     fl_store_files_free(&files);
     fl_buf_free(&lc.batch);
-    s->persist.replaying = 0;
-    if (rc != 0) return -1;
+    if (rc != 0) return rc < 0 ? rc : -1;
     remove_older(s->cfg.dir, snap);
     s->persist.loaded_records = lc.st.applied + lc.replay_errors;
     s->persist.load_ms = wall_ms() - t0;
@@ -755,7 +755,9 @@ int fl_durable_start(uv_loop_t *loop, fl_server *s, fl_durable **out,
     int lock_fd = lock_dir(s->cfg.dir, err, errlen);
     if (lock_fd < 0) return -1;
     fl_config startup = s->cfg;
+    s->persist.replaying = 1;
     int rc = load_all(s, &seq, err, errlen);
+    s->persist.replaying = 0;
     restore_settings(s, &startup);
     if (rc != 0) {
         close(lock_fd);
@@ -807,6 +809,7 @@ static void load_done(uv_work_t *req, int status)
 {
     load_job *j = req->data;
     fl_durable *d = NULL;
+    j->s->persist.replaying = 0;
     restore_settings(j->s, &j->startup);
     int rc = j->rc;
     if (status != 0) {
@@ -816,7 +819,7 @@ static void load_done(uv_work_t *req, int status)
     if (rc == 0) rc = open_after_load(j->loop, j->s, j->lock_fd, j->seq, &d, j->err,
                                       sizeof(j->err));
     else close(j->lock_fd);
-    j->done(j->ud, rc == 0 ? d : NULL, rc == 0 ? NULL : j->err);
+    j->done(j->ud, rc == 0 ? d : NULL, rc == -ECANCELED, rc == 0 ? NULL : j->err);
     free(j);
 }
 
@@ -833,8 +836,10 @@ int fl_durable_start_async(uv_loop_t *loop, fl_server *s, fl_durable_loaded_fn *
     j->lock_fd = lock_fd;
     j->done = done;
     j->ud = ud;
+    s->persist.replaying = 1; /* before the worker starts; back in load_done */
     int rc = uv_queue_work(loop, &j->req, load_work, load_done);
     if (rc != 0) {
+        s->persist.replaying = 0;
         snprintf(err, errlen, "cannot start the load: %s", uv_strerror(rc));
         close(lock_fd);
         free(j);

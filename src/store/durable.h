@@ -41,9 +41,10 @@ int fl_durable_start(uv_loop_t *loop, fl_server *s, fl_durable **out,
 uint64_t fl_durable_bytes_to_load(const char *dir);
 
 /* Called on the loop when an asynchronous load ends: the started store,
- * or NULL and the reason (the server must not serve; a stop that set
- * s->load_cancel ends the load early this way too). */
-typedef void fl_durable_loaded_fn(void *ud, fl_durable *d, const char *err);
+ * or NULL and the reason (the server must not serve); cancelled is 1
+ * when the load gave up because s->load_cancel was set (a stop). */
+typedef void fl_durable_loaded_fn(void *ud, fl_durable *d, int cancelled,
+                                  const char *err);
 
 /* As fl_durable_start, with the load on a worker thread of the loop's
  * pool, so the listeners can answer meanwhile. Until done is called the

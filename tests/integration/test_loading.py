@@ -8,7 +8,8 @@ test sees it in progress. What a client must see:
 
 1. During the load: RESP PING and data commands answer -LOADING, INFO
    shows loading:1, HELLO and CLIENT ID work; HTTP /healthz 200, /readyz
-   503, /v1 routes 503 problem+json, /metrics 200.
+   503, /v1 routes 503 problem+json, /metrics 200. With requirepass, an
+   unauthenticated client gets NOAUTH first, as in Redis.
 2. After it: PING answers PONG, every member and vehicle written before
    the restart (snapshot and log) is there, /readyz 200.
 3. SIGTERM during a load stops the server promptly and cleanly; the next
@@ -83,8 +84,8 @@ def fill(tmp):
     check(fleetlib.stop_process(srv.proc) == 0, "the filling server stops cleanly")
 
 
-def start_slow(tmp, ms):
-    return fleetlib.start_fleetd("--load-async-bytes", "1", env=slow_env(ms), tmp=tmp)
+def start_slow(tmp, ms, *extra):
+    return fleetlib.start_fleetd("--load-async-bytes", "1", *extra, env=slow_env(ms), tmp=tmp)
 
 
 def test_served_while_loading(tmp):
@@ -135,6 +136,22 @@ def test_served_while_loading(tmp):
     check(fleetlib.stop_process(srv.proc) == 0, "stops cleanly after an async load")
 
 
+def test_auth_while_loading(tmp):
+    """With requirepass, authentication comes first, as in Redis."""
+    srv = start_slow(tmp, 400, "--requirepass", "s3cret")
+    c = Conn(srv.port)
+    r = c.call("PING")
+    check(r.startswith(b"-NOAUTH"), "unauthenticated PING while loading: %r" % r)
+    r = c.call("INFO")
+    check(r.startswith(b"-NOAUTH"), "unauthenticated INFO while loading: %r" % r)
+    r = c.call("AUTH", "s3cret")
+    check(r == b"+OK\r\n", "AUTH while loading: %r" % r)
+    r = c.call("PING")
+    check(r.startswith(b"-LOADING"), "authenticated PING while loading: %r" % r)
+    c.close()
+    check(fleetlib.stop_process(srv.proc) == 0, "requirepass: stops cleanly mid-load")
+
+
 def test_stop_while_loading(tmp):
     srv = start_slow(tmp, 1000)
     c = Conn(srv.port)
@@ -177,6 +194,7 @@ def main():
     try:
         fill(tmp)
         test_served_while_loading(tmp)
+        test_auth_while_loading(tmp)
         test_stop_while_loading(tmp)
         test_damaged_async(tmp)
     finally:
