@@ -148,12 +148,19 @@ def stop_and_restart(srv, tmp, fault, fsync, n, tag):
     restarted.stop()     # removes tmp
 
 
-def test_always():
+def fail_and_recover(fsync, n, fault, tag):
+    """n acknowledged writes, the fault ("sync": fdatasync fails, "full":
+    log writes fail), the refusals, then a restart on a good disk."""
     tmp = tempfile.mkdtemp(prefix="fleetd-failio-")
-    srv, trigger, _ = start(tmp, "always")
-    acknowledged_then_fail(srv, 50, trigger, "always")
-    refused_everywhere(srv, "always")
-    stop_and_restart(srv, tmp, trigger, "always", 50, "always")
+    srv, trigger, full = start(tmp, fsync)
+    path = trigger if fault == "sync" else full
+    acknowledged_then_fail(srv, n, path, tag)
+    refused_everywhere(srv, tag)
+    stop_and_restart(srv, tmp, path, fsync, n, tag)
+
+
+def test_always():
+    fail_and_recover("always", 50, "sync", "always")
 
 
 def test_everysec():
@@ -177,11 +184,7 @@ def test_everysec():
 
 
 def test_full_disk():
-    tmp = tempfile.mkdtemp(prefix="fleetd-failio-")
-    srv, _, full = start(tmp, "everysec")
-    acknowledged_then_fail(srv, 10, full, "full")
-    refused_everywhere(srv, "full")
-    stop_and_restart(srv, tmp, full, "everysec", 10, "full")
+    fail_and_recover("everysec", 10, "full", "full")
 
 
 def test_http_write_fails():
