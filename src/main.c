@@ -273,6 +273,17 @@ static int start_gauges(fl_main *m)
     return 0;
 }
 
+static void announce(const fl_main *m, const char *state);
+
+/* The store is loaded and the listeners are up: gauges on, ready. */
+static int serve(fl_main *m)
+{
+    if (start_gauges(m) != 0) return -1;
+    announce(m, "ready");
+    __atomic_store_n(&m->srv.ready, 1, __ATOMIC_RELAXED);
+    return 0;
+}
+
 static void announce(const fl_main *m, const char *state)
 {
     const fl_config *cfg = &m->srv.cfg;
@@ -296,15 +307,13 @@ static void loaded(void *ud, fl_durable *d, int cancelled, const char *err)
         if (fl_durable_stop(d) != 0) m->exit_code = 1;
         return;
     }
-    if (!d || start_gauges(m) != 0) {
+    m->store = d;
+    if (!d || serve(m) != 0) {
         m->exit_code = 1;
         stop_serving(m);
         if (fl_durable_stop(d) != 0) m->exit_code = 1;
-        return;
+        m->store = NULL;
     }
-    m->store = d;
-    announce(m, "ready");
-    __atomic_store_n(&m->srv.ready, 1, __ATOMIC_RELAXED);
 }
 
 /* Loads before listening (a small store), or listens and loads on a
@@ -325,10 +334,7 @@ static int start(fl_main *m)
             fprintf(stderr, "fleetd: %s\n", err);
             return -1;
         }
-        if (start_listeners(m) != 0 || start_gauges(m) != 0) return -1;
-        announce(m, "ready");
-        __atomic_store_n(&s->ready, 1, __ATOMIC_RELAXED);
-        return 0;
+        return start_listeners(m) != 0 || serve(m) != 0 ? -1 : 0;
     }
     /* The load (and the directory's lock) first: a second fleetd on the
      * same directory says so rather than fail on the ports. */

@@ -188,7 +188,7 @@ FL_CMD(vehicle_update)
     if (outcome != FL_PING_STALE) log_with_ts(ctx, had_ts, p.ts_ms, p.burst);
     /* The lookup only when a stream listens for moves. */
     if ((outcome == FL_PING_APPLIED || outcome == FL_PING_RELOCATED) &&
-        !ctx->server->persist.replaying && (ctx->server->hooks.event_mask & FL_EV_MOVE))
+        fl_server_listens(ctx->server, FL_EV_MOVE))
         fl_server_emit(ctx->server, FL_EV_MOVE,
                        fl_fleet_vehicle(ctx->server->fleet, ctx->argv[1],
                                         ctx->argvlen[1]), NULL);

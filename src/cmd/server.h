@@ -174,14 +174,20 @@ void fl_server_log_rules(fl_server *s);
  * Returns how many were closed. */
 size_t fl_server_close_idle_trips(fl_server *s, uint64_t now_ms);
 
+/* Whether a live stream listens for events of type. Replaying first: a
+ * loader thread must not read the hooks, which the loop may change
+ * meanwhile (a stop during an asynchronous load). */
+static inline int fl_server_listens(const fl_server *s, int type)
+{
+    return !s->persist.replaying && (s->hooks.event_mask & (unsigned)type);
+}
+
 /* Tells the live streams about an event (see fl_server_hooks.event). */
 static inline void fl_server_emit(fl_server *s, int type,
                                   const struct fl_vehicle *v,
                                   const struct fl_trip *t)
 {
-    /* replaying first: a loader thread must not read the hooks, which the
-     * loop may change meanwhile (a stop during an asynchronous load). */
-    if (!s->persist.replaying && (s->hooks.event_mask & (unsigned)type)) {
+    if (fl_server_listens(s, type)) {
         fl_event ev = {type, v, t};
         s->hooks.event(s->hooks.event_ud, &ev);
     }

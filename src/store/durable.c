@@ -144,10 +144,7 @@ static int load_snapshot(fl_server *s, uint64_t seq, load_ctx *lc,
     if (rc == 0) rc = flush_batch(lc); /* a snapshot cut before its end */
     lc->snapshot = 0;
     if (rc == 0 && rep.status == FL_LOG_END && lc->st.saw_end) return 0;
-    if (rc == -ECANCELED) {
-        snprintf(err, errlen, "loading stopped before its end");
-        return -ECANCELED;
-    }
+    if (rc == -ECANCELED) return rc; /* load_all says so */
     const char *why = rc ? lc->st.err
                     : rep.status == FL_LOG_END ? "no end record" : rep.reason;
     snprintf(err, errlen, "snapshot %s is damaged (%s): refusing to start "
@@ -164,10 +161,7 @@ static int load_segment(fl_server *s, uint64_t seq, int last, load_ctx *lc,
     if (fl_store_path(path, sizeof(path), s->cfg.dir, "log", seq, 0)) return -1;
     int rc = fl_log_read_file(path, FL_LOG_KIND_SEGMENT, on_record, lc, last, &rep);
     if (rc == 0) rc = flush_batch(lc);
-    if (rc == -ECANCELED) {
-        snprintf(err, errlen, "loading stopped before its end");
-        return -ECANCELED;
-    }
+    if (rc == -ECANCELED) return rc; /* load_all says so */
     if (rc != 0) {
         snprintf(err, errlen, "cannot read %s: %s", path, strerror(-rc));
         return -1;
@@ -309,6 +303,7 @@ static int load_all(fl_server *s, uint64_t *open_seq, char *err, size_t errlen)
                                         : (snap ? snap : 1);
     fl_store_files_free(&files);
     fl_buf_free(&lc.batch);
+    if (rc == -ECANCELED) snprintf(err, errlen, "loading stopped before its end");
     if (rc != 0) return rc < 0 ? rc : -1;
     remove_older(s->cfg.dir, snap);
     s->persist.loaded_records = lc.st.applied + lc.replay_errors;
@@ -748,22 +743,64 @@ static int open_after_load(uv_loop_t *loop, fl_server *s, int lock_fd, uint64_t 
     return 0;
 }
 
+/* A load, run on the loop (fl_durable_start) or on the loop's thread pool
+ * (fl_durable_start_async): the directory's lock is held from load_begin,
+ * load_all runs in load_work, and load_end, on the loop, puts this
+ * start's settings back and opens the log (or releases the lock). */
+typedef struct load_job {
+    uv_work_t req;
+    uv_loop_t *loop;
+    fl_server *s;
+    fl_config startup;
+    int lock_fd, rc;
+    uint64_t seq;
+    char err[4096];             /* room for two paths and a reason */
+    fl_durable_loaded_fn *done;
+    void *ud;
+} load_job;
+
+static load_job *load_begin(uv_loop_t *loop, fl_server *s, char *err, size_t errlen)
+{
+    int lock_fd = lock_dir(s->cfg.dir, err, errlen);
+    if (lock_fd < 0) return NULL;
+    load_job *j = fl_xcalloc(1, sizeof(*j));
+    j->req.data = j;
+    j->loop = loop;
+    j->s = s;
+    j->startup = s->cfg;
+    j->lock_fd = lock_fd;
+    s->persist.replaying = 1; /* set and cleared on the loop */
+    return j;
+}
+
+static void load_work(uv_work_t *req)
+{
+    load_job *j = req->data;
+    j->rc = load_all(j->s, &j->seq, j->err, sizeof(j->err));
+}
+
+/* 0 with the store in *d, or -ECANCELED or -1 with the reason in j->err. */
+static int load_end(load_job *j, fl_durable **d)
+{
+    j->s->persist.replaying = 0;
+    restore_settings(j->s, &j->startup);
+    if (j->rc != 0) {
+        close(j->lock_fd);
+        return j->rc;
+    }
+    return open_after_load(j->loop, j->s, j->lock_fd, j->seq, d, j->err, sizeof(j->err));
+}
+
 int fl_durable_start(uv_loop_t *loop, fl_server *s, fl_durable **out,
                      char *err, size_t errlen)
 {
-    uint64_t seq;
-    int lock_fd = lock_dir(s->cfg.dir, err, errlen);
-    if (lock_fd < 0) return -1;
-    fl_config startup = s->cfg;
-    s->persist.replaying = 1;
-    int rc = load_all(s, &seq, err, errlen);
-    s->persist.replaying = 0;
-    restore_settings(s, &startup);
-    if (rc != 0) {
-        close(lock_fd);
-        return -1;
-    }
-    return open_after_load(loop, s, lock_fd, seq, out, err, errlen);
+    load_job *j = load_begin(loop, s, err, errlen);
+    if (!j) return -1;
+    load_work(&j->req);
+    int rc = load_end(j, out);
+    if (rc != 0) snprintf(err, errlen, "%s", j->err);
+    free(j);
+    return rc == 0 ? 0 : -1;
 }
 
 uint64_t fl_durable_bytes_to_load(const char *dir)
@@ -786,39 +823,15 @@ uint64_t fl_durable_bytes_to_load(const char *dir)
     return total;
 }
 
-/* A load on the thread pool: load_all there, the rest back on the loop. */
-typedef struct load_job {
-    uv_work_t req;
-    uv_loop_t *loop;
-    fl_server *s;
-    fl_config startup;
-    int lock_fd, rc;
-    uint64_t seq;
-    char err[1024];
-    fl_durable_loaded_fn *done;
-    void *ud;
-} load_job;
-
-static void load_work(uv_work_t *req)
-{
-    load_job *j = req->data;
-    j->rc = load_all(j->s, &j->seq, j->err, sizeof(j->err));
-}
-
 static void load_done(uv_work_t *req, int status)
 {
     load_job *j = req->data;
     fl_durable *d = NULL;
-    j->s->persist.replaying = 0;
-    restore_settings(j->s, &j->startup);
-    int rc = j->rc;
     if (status != 0) {
         snprintf(j->err, sizeof(j->err), "the load did not run: %s", uv_strerror(status));
-        rc = -1;
+        j->rc = -1;
     }
-    if (rc == 0) rc = open_after_load(j->loop, j->s, j->lock_fd, j->seq, &d, j->err,
-                                      sizeof(j->err));
-    else close(j->lock_fd);
+    int rc = load_end(j, &d);
     j->done(j->ud, rc == 0 ? d : NULL, rc == -ECANCELED, rc == 0 ? NULL : j->err);
     free(j);
 }
@@ -826,22 +839,15 @@ static void load_done(uv_work_t *req, int status)
 int fl_durable_start_async(uv_loop_t *loop, fl_server *s, fl_durable_loaded_fn *done,
                            void *ud, char *err, size_t errlen)
 {
-    int lock_fd = lock_dir(s->cfg.dir, err, errlen);
-    if (lock_fd < 0) return -1;
-    load_job *j = fl_xcalloc(1, sizeof(*j));
-    j->req.data = j;
-    j->loop = loop;
-    j->s = s;
-    j->startup = s->cfg;
-    j->lock_fd = lock_fd;
+    load_job *j = load_begin(loop, s, err, errlen);
+    if (!j) return -1;
     j->done = done;
     j->ud = ud;
-    s->persist.replaying = 1; /* before the worker starts; back in load_done */
     int rc = uv_queue_work(loop, &j->req, load_work, load_done);
     if (rc != 0) {
         s->persist.replaying = 0;
         snprintf(err, errlen, "cannot start the load: %s", uv_strerror(rc));
-        close(lock_fd);
+        close(j->lock_fd);
         free(j);
         return -1;
     }
