@@ -50,6 +50,8 @@ check "check-config names the bad line" '{ $FLEETD --check-config $tmp/bad.yaml 
 printf 'port: [1\n' > "$tmp/broken.yaml"
 check "check-config refuses broken YAML" '! $FLEETD --check-config $tmp/broken.yaml 2>/dev/null'
 check "bad flag refused" '! $FLEETD --fsync sometimes 2>/dev/null'
+check "negative --load-async-bytes refused" '{ $FLEETD --load-async-bytes -1 2>&1 || true; } | grep -q "load-async-bytes"'
+check "CONFIG SET load-async-bytes refused (start-up only)" 'cli CONFIG SET load-async-bytes 5 | grep -q immutable'
 check "port in use refused" '! $FLEETD --port $P --http-port 0 --dir $tmp/d2 2>/dev/null'
 kill -TERM $PID
 wait $PID; rc=$?

@@ -1022,6 +1022,10 @@ def test_delete(c, rc, model):
         check(j and j.get("id") == vid, "GET /v1/vehicles/%s is %r: %r" % (enc, vid, j and j.get("id")))
     r = c.get("/v1/vehicles/depot/bus%207")
     check(r.status == 404, "an unencoded '/' is a separator: /v1/vehicles/depot/bus%%207 %s" % r)
+    # an {id} segment too long to decode, or with broken escapes: a clear 404
+    expect_problem(c.get("/v1/vehicles/" + "%41" * 1500), 404, "a 4,500-byte id segment")
+    expect_problem(c.get("/v1/vehicles/%zz%2"), 404, "an id with broken escapes",
+                   "unknown vehicle '%zz%2'")
     put(c, model, "yard/3", {"lon": 11.6, "lat": 45.6, "ts": t}, "PUT yard%2F3",)
     g = rc("VEHICLE.GET", "yard/3")
     check(not isinstance(g, RespError), "RESP sees the vehicle PUT as yard%%2F3: %r" % g)
